@@ -1,0 +1,3 @@
+from microgpt.cli import main
+
+main()

@@ -1,0 +1,178 @@
+"""Data: find and read a text file, split it, and hand out the token sequences of each step.
+
+Two modes. `docs`: one document per line (names); step s trains on documents
+s*B .. s*B+B-1 of the shuffled training list, each as [BOS] + doc + [BOS] (the seed).
+`stream`: one continuous text; each step draws B random windows of block_size + 1 tokens.
+Validation data always comes from the END (of the shuffled list / of the text), so the
+training order, and with it the seed's reference run, does not change.
+"""
+
+import hashlib
+import os
+import random
+import sys
+import tempfile
+import urllib.request
+
+from microgpt import MicroGPTError
+from microgpt.tokenizer import CharTokenizer
+
+NAMES_URL = ("https://raw.githubusercontent.com/karpathy/makemore/"
+             "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt")
+NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "microgpt")
+
+
+def default_names_path():
+    """$MICROGPT_DATA_DIR/names.txt, else the user cache, else a verified download into the cache."""
+    data_dir = os.environ.get("MICROGPT_DATA_DIR")
+    if data_dir and os.path.isfile(os.path.join(data_dir, "names.txt")):
+        return os.path.join(data_dir, "names.txt")
+    cached = os.path.join(cache_dir(), "names.txt")
+    if os.path.isfile(cached):
+        return cached
+    return download_names(cached)
+
+
+def download_names(dest):
+    try:
+        with urllib.request.urlopen(NAMES_URL, timeout=30) as r:
+            raw = r.read()
+    except OSError as e:
+        raise MicroGPTError(
+            f"names.txt not found locally and the download failed ({e}): pass --data FILE, "
+            f"set MICROGPT_DATA_DIR to a folder holding names.txt, or copy it to {dest}") from None
+    got = hashlib.sha256(raw).hexdigest()
+    if got != NAMES_SHA256:
+        raise MicroGPTError(f"downloaded names.txt has SHA-256 {got}, expected {NAMES_SHA256}: "
+                            f"pass --data FILE with a good copy")
+    atomic_write_bytes(dest, raw)
+    return dest
+
+
+def atomic_write_bytes(path, raw):
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_text(path):
+    """The file's text, or a one-line error for a missing, empty, binary or non-UTF-8 file."""
+    if not os.path.exists(path):
+        raise MicroGPTError(f"data file {path} does not exist: check the path given to --data")
+    if os.path.isdir(path):
+        raise MicroGPTError(f"data path {path} is a folder: pass a text file to --data")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if b"\x00" in raw:
+        raise MicroGPTError(f"data file {path} looks binary (it holds NUL bytes): pass a UTF-8 text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MicroGPTError(f"data file {path} is not UTF-8 text (bad byte at offset {e.start}): "
+                            f"convert it to UTF-8") from None
+    if not text.strip():
+        raise MicroGPTError(f"data file {path} is empty: give a file with at least one line of text")
+    return text
+
+
+def split_docs(text):
+    """One document per non-empty line, stripped (the seed's reading)."""
+    return [line.strip() for line in text.strip().split("\n") if line.strip()]
+
+
+class Dataset:
+    """The documents (or text) of a run, its tokenizer and the token sequences of each step."""
+
+    def __init__(self, text, mode, block_size, val_frac, rng, tokenizer=None):
+        if mode not in ("docs", "stream"):
+            raise MicroGPTError(f"unknown data mode {mode!r}: use docs or stream")
+        self.mode, self.block_size = mode, block_size
+        if mode == "docs":
+            docs = split_docs(text)
+            rng.shuffle(docs)  # the first draw of the run's random stream, as in the seed
+            self.tokenizer = tokenizer or CharTokenizer.from_text("".join(docs))
+            n_val = int(len(docs) * val_frac)
+            if len(docs) - n_val < 1:
+                raise MicroGPTError(f"only {len(docs)} documents: too few to hold out a validation split; "
+                                    f"pass --val-frac 0 or more data")
+            self.train = [self.tokenizer.encode(d) for d in docs[:len(docs) - n_val]]
+            self.val = [self.tokenizer.encode(d) for d in docs[len(docs) - n_val:]]
+            self.train_text = set(docs[:len(docs) - n_val])
+            self.val_text = set(docs[len(docs) - n_val:])
+            self.n_truncated = sum(len(d) >= block_size for d in docs)
+        else:
+            self.tokenizer = tokenizer or CharTokenizer.from_text(text)
+            ids = self.tokenizer.encode(text)
+            n_val = int(len(ids) * val_frac)
+            self.train, self.val = ids[:len(ids) - n_val], ids[len(ids) - n_val:]
+            if len(self.train) < block_size + 1:
+                raise MicroGPTError(f"the text has {len(self.train)} training tokens, fewer than block_size + 1 "
+                                    f"= {block_size + 1}: use more text or a smaller --block-size")
+            self.train_text = self.val_text = set()
+            self.n_truncated = 0
+
+    def describe(self):
+        unit = "documents" if self.mode == "docs" else "tokens"
+        return (f"{len(self.train)} train / {len(self.val)} val {unit}, "
+                f"vocab size {self.tokenizer.vocab_size}")
+
+    def _doc_tokens(self, doc):
+        # [BOS] + doc + [BOS], cut to block_size + 1 tokens: n = min(block_size, len(tokens) - 1)
+        BOS = self.tokenizer.BOS
+        return ([BOS] + doc + [BOS])[:self.block_size + 1]
+
+    def _window(self, ids, start):
+        return ids[start:start + self.block_size + 1]
+
+    def train_batch(self, step, batch_size, seed, rank=0, world_size=1):
+        """The token sequences of training step `step` (0-based), for this rank's share of the batch.
+
+        Deterministic in (seed, step): resuming at step s gives exactly the batches of an unbroken run.
+        """
+        if self.mode == "docs":
+            start = step * batch_size
+            idx = [(start + b) % len(self.train) for b in range(batch_size)]
+            seqs = [self._doc_tokens(self.train[i]) for i in idx]
+        else:
+            rng = random.Random(seed * 1_000_003 + step)
+            hi = len(self.train) - self.block_size - 1
+            seqs = [self._window(self.train, rng.randint(0, hi)) for _ in range(batch_size)]
+        per = len(seqs) // world_size
+        return seqs[rank * per:(rank + 1) * per] if world_size > 1 else seqs
+
+    def eval_sequences(self, split, max_seqs=0):
+        """All (or the first max_seqs) sequences of a split, in a fixed order."""
+        data = self.train if split == "train" else self.val
+        if self.mode == "docs":
+            docs = data if not max_seqs else data[:max_seqs]
+            return [self._doc_tokens(d) for d in docs]
+        n = max(0, (len(data) - 1) // self.block_size)
+        starts = [i * self.block_size for i in range(n)]
+        if max_seqs:
+            starts = starts[:max_seqs]
+        return [self._window(data, s) for s in starts]
+
+
+def load_dataset(path, mode, block_size, val_frac, rng, tokenizer=None, quiet=False):
+    text = read_text(path if path else default_names_path())
+    ds = Dataset(text, mode, block_size, val_frac, rng, tokenizer)
+    if ds.n_truncated and not quiet:
+        print(f"note: {ds.n_truncated} documents are longer than block_size - 1 = {block_size - 1} "
+              f"characters; they are cut to block_size tokens (as the seed does)", file=sys.stderr)
+    return ds

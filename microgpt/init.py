@@ -1,0 +1,26 @@
+"""The seeded parameter initialisation, shared by every engine.
+
+Every weight is rng.gauss(0, 0.08), one call per element, row-major, matrices in the seed's
+order. Engines convert these floats, so one seed gives the same starting weights everywhere.
+"""
+
+
+def param_shapes(config):
+    """(name, [out, in]) for every matrix, in the seed's creation order. A matrix is [out][in]."""
+    V, C, T = config.vocab_size, config.n_embd, config.block_size
+    shapes = [("wte", [V, C]), ("wpe", [T, C]), ("lm_head", [V, C])]
+    for i in range(config.n_layer):
+        shapes += [(f"layer{i}.attn_wq", [C, C]), (f"layer{i}.attn_wk", [C, C]),
+                   (f"layer{i}.attn_wv", [C, C]), (f"layer{i}.attn_wo", [C, C]),
+                   (f"layer{i}.mlp_fc1", [4 * C, C]), (f"layer{i}.mlp_fc2", [C, 4 * C])]
+    return shapes
+
+
+def init_weights(config, rng, std=0.08):
+    """{name: list of rows of floats}, drawn from `rng` (a random.Random) in the seed's order."""
+    return {name: [[rng.gauss(0, std) for _ in range(n_in)] for _ in range(n_out)]
+            for name, (n_out, n_in) in param_shapes(config)}
+
+
+def num_params(config):
+    return sum(n_out * n_in for _, (n_out, n_in) in param_shapes(config))
