@@ -43,6 +43,8 @@ def build_parser():
                    help="fraction held out for validation, from the end of the shuffled data (default 0.1)")
     t.add_argument("--eval-every", type=int, default=200, help="estimate val loss every N steps (0: never)")
     t.add_argument("--eval-docs", type=int, default=100, help="documents per val estimate (0: all)")
+    t.add_argument("--stop-after", type=int, default=None,
+                   help="stop (and save) after this step; the schedule still spans --steps; continue with --resume")
     t.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (always at the end)")
     t.add_argument("--log-every", type=int, default=1, help="print and record every N steps")
     t.add_argument("--num-samples", type=int, default=20, help="samples printed after training")
@@ -94,13 +96,15 @@ def cmd_train(args):
     for name in ("eval_every", "eval_docs", "checkpoint_every", "num_samples"):
         if getattr(args, name) < 0:
             raise MicroGPTError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.stop_after is not None and args.stop_after <= 0:
+        raise MicroGPTError("--stop-after must be >= 1")
     if args.log_every <= 0:
         raise MicroGPTError("--log-every must be >= 1")
     options = engine_options(args)
     dist = _distributed(args)
     run = Run(args, config, tc, options, dist)
-    run.train()
-    if args.num_samples:
+    finished = run.train()
+    if finished and args.num_samples:
         run.print_samples(args.num_samples, args.temperature, args.max_new_tokens)
 
 

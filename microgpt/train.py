@@ -141,7 +141,10 @@ class Run:
         t_train, tok_window = 0.0, 0
         loss = None
         try:
-            for step in range(self.start_step, tc.steps):
+            end = min(tc.steps, args.stop_after or tc.steps)
+            if end <= self.start_step:
+                raise MicroGPTError(f"--stop-after {end} is not past the checkpoint's step {self.start_step}")
+            for step in range(self.start_step, end):
                 seqs = self.ds.train_batch(step, tc.batch_size, tc.seed, self.rank, self.world_size)
                 lr = learning_rate(tc, step)
                 t_step = time.time()
@@ -157,7 +160,7 @@ class Run:
                 record = {"step": done, "train_loss": loss, "lr": lr}
                 if args.eval_every and (done % args.eval_every == 0 or done == tc.steps) and self.ds.val:
                     record["val_loss"] = estimate_loss(self.model, self.ds.eval_sequences("val", args.eval_docs))
-                if done % args.log_every == 0 or done == tc.steps or "val_loss" in record or self._stop:
+                if done % args.log_every == 0 or done == end or "val_loss" in record or self._stop:
                     tps = tok_window / t_train if t_train > 0 else 0.0  # training time only, not evaluation
                     eta = (time.time() - t0) / (done - self.start_step) * (tc.steps - done)
                     record.update(tokens_per_s=round(tps, 1), elapsed=round(time.time() - t0, 3))
@@ -172,21 +175,21 @@ class Run:
                         metrics.write(json.dumps(record) + "\n")
                         metrics.flush()
                     t_train, tok_window = 0.0, 0
-                if args.checkpoint_every and done % args.checkpoint_every == 0 and done < tc.steps:
+                if args.checkpoint_every and done % args.checkpoint_every == 0 and done < end:
                     self.save(done, loss)
                 if self._stop:
                     self.save(done, loss)
                     self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
                     raise SystemExit(130)
-            self.save(tc.steps, loss)
+            self.save(end, loss)
         finally:
             if metrics:
                 metrics.close()
             if prev_handler is not None:
                 signal.signal(signal.SIGINT, prev_handler)
-        self.log(f"trained {tc.steps - self.start_step} steps in {time.time() - t0:.1f}s; "
-                 f"checkpoint saved in {self.out}")
-        return loss
+        self.log(f"trained {end - self.start_step} steps in {time.time() - t0:.1f}s; "
+                 f"checkpoint saved in {self.out}" + ("" if end == tc.steps else "; continue with --resume"))
+        return end == tc.steps
 
     def print_samples(self, num, temperature, max_new_tokens=None, prompt=""):
         if not self.is_main:

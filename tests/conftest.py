@@ -1,0 +1,36 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+if "MICROGPT_DATA_DIR" not in os.environ and os.path.isdir(SHARED_DATA):
+    os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
+DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", SHARED_DATA)
+NAMES = os.path.join(DATA_DIR, "names.txt")
+SHAKESPEARE = os.path.join(DATA_DIR, "tinyshakespeare.txt")
+
+
+def run_cli(*args, timeout=600, env=None, check=False):
+    """Run `python -m microgpt ARGS` as a user would; returns the CompletedProcess (text)."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    full_env.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "microgpt", *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    if check and p.returncode != 0:
+        raise AssertionError(f"microgpt {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def names_path():
+    if not os.path.exists(NAMES):
+        pytest.skip("names.txt not found: set MICROGPT_DATA_DIR")
+    return NAMES
+
+
+@pytest.fixture
+def cli():
+    return run_cli
