@@ -82,8 +82,10 @@ class Run:
         if int(ckpt.state["step"]) >= tc.steps:
             raise MicroGPTError(f"the checkpoint in {self.out} is already at step {ckpt.state['step']}: "
                                 f"pass a larger --steps to train further")
-        if ckpt.train.seed != tc.seed or ckpt.train.data_mode != tc.data_mode:
-            raise MicroGPTError("--seed or --data-mode differ from the checkpoint's: resume with the same ones")
+        for k in ("seed", "data_mode", "val_frac"):  # these decide the data order: changing them breaks the run
+            if getattr(ckpt.train, k) != getattr(tc, k):
+                raise MicroGPTError(f"--{k.replace('_', '-')} {getattr(tc, k)} differs from the checkpoint's "
+                                    f"{getattr(ckpt.train, k)}: resume with the same one")
         return ckpt.config
 
     def log(self, msg):
@@ -111,14 +113,6 @@ class Run:
             kept = b"".join(l for l in lines if l.strip() and json.loads(l).get("step", 0) <= self.start_step)
         atomic_write_bytes(path, kept)
         return open(path, "a")
-
-    def evaluate(self, max_seqs):
-        out = {}
-        for split in ("train", "val"):
-            seqs = self.ds.eval_sequences(split, max_seqs)
-            if seqs:
-                out[split] = estimate_loss(self.model, seqs)
-        return out
 
     def _on_sigint(self, signum, frame):
         if self._stop:
