@@ -88,7 +88,12 @@ def cmd_train(args):
         if args.resume:
             raise MicroGPTError("--resume needs --out DIR: the run directory to continue")
         args.out = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    base = checkpoint.load(args.out).train if args.resume else TrainConfig()
+    base = TrainConfig()
+    if args.resume:  # continue with the run's own training config and data unless told otherwise
+        ckpt = checkpoint.load(args.out)
+        base = ckpt.train
+        if args.data is None:
+            args.data = (ckpt.raw_config.get("data") or {}).get("path")
     tc = TrainConfig(**{k: (getattr(args, k) if getattr(args, k, None) is not None else v)
                         for k, v in base.to_dict().items()})
     config = GPTConfig(**{k: getattr(args, k) for k in ("n_layer", "n_embd", "n_head", "block_size")
