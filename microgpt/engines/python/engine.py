@@ -61,11 +61,17 @@ class Model:
         opt.m, opt.v = flat(state["m"]), flat(state["v"])
 
     def train_step(self, seqs, lr, t, tc, stats=False):
-        loss = self.graph.loss(self.state_dict, self.config, seqs)
+        if self.graph is textbook:  # the seed's algorithm: search the graph, then the chain rule
+            loss = self.graph.loss(self.state_dict, self.config, seqs)
+            backward = loss.backward
+        else:  # the fused graph records its nodes on a tape, already in topological order
+            tape = []
+            loss = self.graph.loss(self.state_dict, self.config, seqs, tape=tape)
+            backward = lambda: self.graph.backward(loss, tape)
         if stats:
             topo = loss.topo_order()
             self.last_graph_size = (len(topo), sum(len(v._children) for v in topo))
-        loss.backward()
+        backward()
         adam = self._adam(tc)
         adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
         adam.step(lr, t)
