@@ -18,6 +18,7 @@ in reverse instead of searching the graph (`backward` below).
 
 import math
 
+from microgpt.engines.python.unrolled import accumulate_fn, dot_fn
 from microgpt.engines.python.value import Value
 
 
@@ -33,11 +34,10 @@ def linear(x, w, wd, tape, residual=None, relu=False):
     relu that is off has zero local gradients, so its node keeps no children at all.
     """
     xd = [xi.data for xi in x]
-    out = []
+    dot = dot_fn(len(xd))  # left to right from 0, as the seed's sum() (never the built-in sum() of
+    out = []               # floats: Python >= 3.12 compensates it, changing the last bits)
     for i, (row, rowd) in enumerate(zip(w, wd)):
-        acc = 0  # left to right from 0, as the seed's sum() (never the built-in sum() of floats:
-        for a, b in zip(rowd, xd):  # Python >= 3.12 compensates it, changing the last bits)
-            acc += a * b
+        acc = dot(rowd, xd)
         if residual is not None:
             r = residual[i]
             y = Value(acc + r.data, row + x + [r], xd + rowd + [1])
@@ -48,17 +48,15 @@ def linear(x, w, wd, tape, residual=None, relu=False):
                 y = Value(max(0, acc))  # the seed's relu: no gradient flows through an off unit
         else:
             y = Value(acc, row + x, xd + rowd)
-        tape.append(y)
         out.append(y)
+    tape.extend(out)
     return out
 
 
 def rmsnorm(x, tape):
     """y_i = x_i * scale, scale = (mean(x^2) + 1e-5) ** -0.5: one scale node, then n products."""
     xd = [xi.data for xi in x]
-    acc = 0
-    for a in xd:
-        acc += a * a
+    acc = dot_fn(len(xd))(xd, xd)
     n = len(x)
     base = acc * n ** -1 + 1e-5
     s = base ** -0.5
@@ -81,12 +79,11 @@ def attention_head(q_h, k_h, v_h, tape):
     head_dim = len(q_h)
     inv_sqrt = (head_dim ** 0.5) ** -1  # the seed divides by head_dim**0.5, i.e. multiplies by this
     qd = [qi.data for qi in q_h]
+    dot = dot_fn(head_dim)
     scores, sd = [], []
     for k_t in k_h:
         kd = [ki.data for ki in k_t]
-        acc = 0
-        for a, b in zip(qd, kd):
-            acc += a * b
+        acc = dot(qd, kd)
         s = Value(acc * inv_sqrt, q_h + k_t, [b * inv_sqrt for b in kd] + [a * inv_sqrt for a in qd])
         tape.append(s)
         scores.append(s)
@@ -99,13 +96,13 @@ def attention_head(q_h, k_h, v_h, tape):
         total += e
     inv_total = total ** -1
     weights = [e * inv_total for e in exps]
+    dot = dot_fn(len(weights))
     out = []
     for j in range(head_dim):
         vj = [v_t[j] for v_t in v_h]
-        acc = 0
-        for wt, vt in zip(weights, vj):
-            acc += wt * vt.data
-        y = Value(acc, scores + vj, [wt * (vt.data - acc) for wt, vt in zip(weights, vj)] + weights)
+        vjd = [vt.data for vt in vj]
+        acc = dot(weights, vjd)
+        y = Value(acc, scores + vj, [wt * (a - acc) for wt, a in zip(weights, vjd)] + weights)
         tape.append(y)
         out.append(y)
     return out
@@ -199,6 +196,7 @@ def backward(loss_node, tape):
     loss_node.grad = 1
     for v in reversed(tape):
         g = v.grad
-        if g:  # a zero gradient adds nothing to any child
-            for child, local_grad in zip(v._children, v._local_grads):
-                child.grad += local_grad * g
+        children = v._children
+        if g and children:  # a zero gradient adds nothing to any child
+            # for each child: child.grad += local_grad * g  (unrolled, see unrolled.py)
+            accumulate_fn(len(children))(children, v._local_grads, g)
