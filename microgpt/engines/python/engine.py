@@ -1,5 +1,7 @@
 """The python engine: the GPT on scalar Values, with a textbook or a fused graph."""
 
+import gc
+
 from microgpt import MicroGPTError
 from microgpt.engines.python import textbook
 from microgpt.engines.python.optim import Adam
@@ -61,15 +63,35 @@ class Model:
         opt.m, opt.v = flat(state["m"]), flat(state["v"])
 
     def train_step(self, seqs, lr, t, tc, stats=False):
-        loss = self.graph.loss(self.state_dict, self.config, seqs)
-        if stats:
-            topo = loss.topo_order()
-            self.last_graph_size = (len(topo), sum(len(v._children) for v in topo))
-        loss.backward()
+        if self.graph is textbook:  # the seed's algorithm: search the graph, then the chain rule
+            loss = self.graph.loss(self.state_dict, self.config, seqs)
+            if stats:
+                self._graph_size(loss)
+            loss.backward()
+        else:
+            # The graph holds no reference cycles, so reference counting frees it; the cycle
+            # collector would only walk the thousands of live nodes again and again: pause it.
+            gc_was_on = gc.isenabled()
+            gc.disable()
+            try:
+                # the fused graph records its nodes on a tape, already in topological order
+                tape = []
+                loss = self.graph.loss(self.state_dict, self.config, seqs, tape=tape)
+                if stats:
+                    self._graph_size(loss)
+                self.graph.backward(loss, tape)
+                del tape
+            finally:
+                if gc_was_on:
+                    gc.enable()
         adam = self._adam(tc)
         adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
         adam.step(lr, t)
         return loss.data
+
+    def _graph_size(self, loss):
+        topo = loss.topo_order()
+        self.last_graph_size = (len(topo), sum(len(v._children) for v in topo))
 
     def eval_loss(self, seqs):
         total, n = 0.0, 0

@@ -11,13 +11,14 @@ class Adam:
     def step(self, lr, t):
         """One update with learning rate lr at step t (1-based, for bias correction); zeroes grads."""
         b1, b2, eps = self.beta1, self.beta2, self.eps
+        ob1, ob2 = 1 - b1, 1 - b2  # the seed's (1 - b1), (1 - b2), computed once
         m, v = self.m, self.v
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        for i, p in enumerate(self.params):
+        # the seed's arithmetic, operation for operation; only the bookkeeping is hoisted out
+        for i, (p, mi, vi) in enumerate(zip(self.params, m, v)):
             g = p.grad
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g ** 2
-            m_hat = m[i] / c1
-            v_hat = v[i] / c2
-            p.data -= lr * m_hat / (v_hat ** 0.5 + eps)
+            mi = b1 * mi + ob1 * g
+            vi = b2 * vi + ob2 * g ** 2
+            m[i], v[i] = mi, vi
+            p.data -= lr * (mi / c1) / ((vi / c2) ** 0.5 + eps)
             p.grad = 0
