@@ -1,7 +1,7 @@
 """The fused graph of the python engine: each node's gradient, and the same numbers as the textbook graph.
 
     MICROGPT_DATA_DIR=/work/shared/data python -m pytest tests/test_fused.py
-    MICROGPT_SLOW=1 ... -m slow   # also the full 1000-step comparisons (minutes)
+    ... -m slow   # the full 1000-step comparison with the textbook graph (minutes)
 """
 
 import math
@@ -19,10 +19,7 @@ from microgpt.engines.python.value import Value
 from microgpt.init import init_weights
 from microgpt.sample import generate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-NAMES = os.path.join(DATA_DIR, "names.txt")
-slow = pytest.mark.skipif(not os.environ.get("MICROGPT_SLOW"), reason="slow: set MICROGPT_SLOW=1")
+from conftest import NAMES
 
 
 # ---------------------------------------------------------------- finite-difference checks
@@ -222,7 +219,6 @@ def test_bigger_config_agrees():
         assert abs(lt - lf) <= 1e-10
 
 
-@slow
 @pytest.mark.slow
 def test_bigger_config_agrees_full_windows():
     config, tc, ds, weights, _ = reference(GPTConfig(n_layer=2, n_embd=32, n_head=4, block_size=32), batch_size=4)
@@ -231,7 +227,6 @@ def test_bigger_config_agrees_full_windows():
         assert abs(lt - lf) <= 1e-10
 
 
-@slow
 @pytest.mark.slow
 def test_full_reference_run_matches_textbook():
     config, tc, ds, weights, rng = reference()
