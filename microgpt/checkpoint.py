@@ -23,11 +23,15 @@ from microgpt.tokenizer import CharTokenizer
 CKPT = "checkpoint"
 
 
-def _flat(rows):
-    return [float(x) for row in rows for x in row]
+def _flat(matrix):
+    """A [out][in] matrix, flat and row-major: rows of floats, or an engine's numpy array."""
+    if hasattr(matrix, "ravel"):
+        return matrix.ravel()
+    return [float(x) for row in matrix for x in row]
 
 
 def _rows(shape, flat):
+    """Rows of a flat array.array: slices, which numpy turns into a matrix without a Python loop."""
     n_out, n_in = shape
     return [flat[r * n_in:(r + 1) * n_in] for r in range(n_out)]
 

@@ -2,7 +2,9 @@
 
 Layout: 8 bytes little-endian header length N, N bytes of JSON header
 {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
-then the raw little-endian tensor bytes. Tensors here are flat lists of floats plus a shape.
+then the raw little-endian tensor bytes. A tensor here is a shape plus its values, flat and
+row-major: written from any sequence of floats (or a numpy array, taken without a Python loop),
+read back as an `array.array` (which numpy also takes without a loop: np.asarray(a)).
 """
 
 import json
@@ -16,18 +18,15 @@ DTYPES = {"F64": ("d", 8), "F32": ("f", 4)}
 
 
 def dumps(tensors, metadata=None, dtype="F64"):
-    """tensors: {name: (shape, flat list of floats)} -> the file's bytes."""
+    """tensors: {name: (shape, flat values)} -> the file's bytes."""
     code, size = DTYPES[dtype]
     header, chunks, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, (shape, flat) in tensors.items():
-        a = array(code, flat)
-        if len(a) != _numel(shape):
-            raise ValueError(f"tensor {name}: {len(a)} values for shape {shape}")
-        if sys.byteorder == "big":
-            a.byteswap()
-        raw = a.tobytes()
+        if len(flat) != _numel(shape):
+            raise ValueError(f"tensor {name}: {len(flat)} values for shape {shape}")
+        raw = _little_endian_bytes(flat, code)
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)
@@ -36,8 +35,17 @@ def dumps(tensors, metadata=None, dtype="F64"):
     return struct.pack("<Q", len(head)) + head + b"".join(chunks)
 
 
+def _little_endian_bytes(flat, code):
+    if hasattr(flat, "astype"):  # a numpy array: convert in one go ("<d" / "<f" are numpy dtypes too)
+        return flat.astype("<" + code).tobytes()
+    a = array(code, flat)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a.tobytes()
+
+
 def loads(raw, what="file"):
-    """bytes -> ({name: (shape, flat list of floats)}, metadata). Any malformation is a MicroGPTError."""
+    """bytes -> ({name: (shape, flat array.array)}, metadata). Any malformation is a MicroGPTError."""
     def bad(why):
         return MicroGPTError(f"{what} is corrupt or truncated ({why}): delete it or train again")
     if len(raw) < 8:
@@ -67,7 +75,7 @@ def loads(raw, what="file"):
         a.frombytes(data[begin:end])
         if sys.byteorder == "big":
             a.byteswap()
-        tensors[name] = (shape, a.tolist())
+        tensors[name] = (shape, a)
     return tensors, metadata
 
 

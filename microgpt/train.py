@@ -100,7 +100,7 @@ class Run:
                  "engine": self.options["engine"]}
         checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),
                         config=self.config, train=self.tc, tokenizer=self.ds.tokenizer, state=state,
-                        extra=extra, dtype=getattr(self.model, "safetensors_dtype", "F64"))
+                        extra=extra, dtype=self.model.safetensors_dtype)
         self.last_saved = step
 
     def _metrics_start(self):

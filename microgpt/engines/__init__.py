@@ -2,11 +2,15 @@
 
 Every engine module exposes `Model(config, weights, options)` with the same methods:
   get_weights() / get_optimizer_state() / set_optimizer_state(state)
-      -> {name: rows of floats} (and {"m": {...}, "v": {...}}), shapes [out, in]
+      -> {name: matrix} (and {"m": {...}, "v": {...}}), shapes [out, in]
   train_step(seqs, lr, t, tc) -> mean loss over the target tokens (forward, backward, Adam)
+  loss_and_grads(seqs) -> (mean loss, {name: gradient matrix}), weights unchanged (for checks)
   eval_loss(seqs) -> (sum of token losses, number of target tokens), no gradients
   generator() -> object whose next_logits(token, pos) returns a list of floats (KV cache)
-`seqs` is a list of token lists, each at most block_size + 1 long: inputs seq[:-1], targets seq[1:].
+and the attribute `safetensors_dtype` ("F64" or "F32"): how its checkpoints store numbers.
+A matrix handed in is rows of floats (or array.array rows, as a checkpoint loads them); one
+handed out is rows of floats or a 2-D numpy array. `seqs` is a list of token lists, each at
+most block_size + 1 long: inputs seq[:-1], targets seq[1:].
 Data, tokenizer, checkpoints, sampling policy and the CLI live once, outside the engines.
 """
 

@@ -25,6 +25,7 @@ def _graph_module(name):
 
 class Model:
     name = "python"
+    safetensors_dtype = "F64"
 
     def __init__(self, config, weights, options=None):
         options = options or {}
@@ -62,32 +63,43 @@ class Model:
         flat = lambda d: [float(x) for name, _ in param_shapes(self.config) for row in d[name] for x in row]
         opt.m, opt.v = flat(state["m"]), flat(state["v"])
 
-    def train_step(self, seqs, lr, t, tc, stats=False):
+    def _forward_backward(self, seqs, stats=False):
+        """The mean loss over the target tokens of `seqs`; leaves d loss / d p in every p.grad."""
         if self.graph is textbook:  # the seed's algorithm: search the graph, then the chain rule
             loss = self.graph.loss(self.state_dict, self.config, seqs)
             if stats:
                 self._graph_size(loss)
             loss.backward()
-        else:
-            # The graph holds no reference cycles, so reference counting frees it; the cycle
-            # collector would only walk the thousands of live nodes again and again: pause it.
-            gc_was_on = gc.isenabled()
-            gc.disable()
-            try:
-                # the fused graph records its nodes on a tape, already in topological order
-                tape = []
-                loss = self.graph.loss(self.state_dict, self.config, seqs, tape=tape)
-                if stats:
-                    self._graph_size(loss)
-                self.graph.backward(loss, tape)
-                del tape
-            finally:
-                if gc_was_on:
-                    gc.enable()
+            return loss.data
+        # The graph holds no reference cycles, so reference counting frees it; the cycle
+        # collector would only walk the thousands of live nodes again and again: pause it.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            # the fused graph records its nodes on a tape, already in topological order
+            tape = []
+            loss = self.graph.loss(self.state_dict, self.config, seqs, tape=tape)
+            if stats:
+                self._graph_size(loss)
+            self.graph.backward(loss, tape)
+            return loss.data
+        finally:
+            if gc_was_on:
+                gc.enable()
+
+    def train_step(self, seqs, lr, t, tc, stats=False):
+        loss = self._forward_backward(seqs, stats)
         adam = self._adam(tc)
         adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
         adam.step(lr, t)
-        return loss.data
+        return loss
+
+    def loss_and_grads(self, seqs):
+        loss = self._forward_backward(seqs)
+        grads = {name: [[p.grad for p in row] for row in mat] for name, mat in self.state_dict.items()}
+        for p in self.params:
+            p.grad = 0
+        return loss, grads
 
     def _graph_size(self, loss):
         topo = loss.topo_order()
