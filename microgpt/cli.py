@@ -39,6 +39,8 @@ def build_parser():
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.01)")
     t.add_argument("--lr-schedule", default=None, help="linear (default) | cosine | constant")
     t.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps for cosine")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW decoupled weight decay (default 0 = the seed's Adam)")
     t.add_argument("--batch-size", type=int, default=None, help="documents (windows) per step (default 1)")
     t.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
     t.add_argument("--val-frac", type=float, default=None,

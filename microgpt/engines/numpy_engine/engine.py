@@ -69,7 +69,7 @@ class Model:
     def train_step(self, seqs, lr, t, tc):
         value = self._forward_backward(seqs)
         adam = self.optimizer
-        adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
+        adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
         adam.step(self.grad, lr, t)
         return value
 
