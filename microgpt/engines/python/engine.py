@@ -91,6 +91,9 @@ class Model:
                 gc.enable()
 
     def train_step(self, seqs, lr, t, tc, stats=False):
+        if tc.dropout:
+            raise MicroGPTError("the python engine trains without dropout (the seed has none): "
+                                "drop --dropout, or use --engine numpy or torch")
         loss = self._forward_backward(seqs, stats)
         adam = self._adam(tc)
         adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
