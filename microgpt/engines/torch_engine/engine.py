@@ -9,6 +9,7 @@ import contextlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from microgpt.batching import pad_batch
@@ -36,7 +37,8 @@ class Model:
             for name, p in self.params.items():
                 p.copy_(_tensor(weights[name]))
         # forward for training and evaluation: compiled if asked; training also through DDP
-        self.eval_net = torch.compile(self.module) if options.get("compile") else self.module
+        self.compiled = bool(options.get("compile"))
+        self.eval_net = torch.compile(self.module) if self.compiled else self.module
         self.train_net = self.eval_net
         if self.world_size > 1:
             self.train_net = DDP(self.eval_net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -85,8 +87,11 @@ class Model:
         inputs, targets, mask = pad_batch(seqs)
         targets = [[t if m else IGNORE for t, m in zip(trow, mrow)] for trow, mrow in zip(targets, mask)]
         n = sum(len(s) - 1 for s in seqs)
-        return (torch.tensor(inputs, dtype=torch.long).to(self.device),
-                torch.tensor(targets, dtype=torch.long).to(self.device), n)
+        idx, targets = torch.tensor(inputs, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
+        if self.compiled:  # one shape, so the compiled graph is not rebuilt for every batch length
+            extra = self.config.block_size - idx.size(1)
+            idx, targets = F.pad(idx, (0, extra), value=0), F.pad(targets, (0, extra), value=IGNORE)
+        return idx.to(self.device), targets.to(self.device), n
 
     def train_step(self, seqs, lr, t, tc):
         idx, targets, n = self._batch(seqs)
