@@ -12,9 +12,11 @@ from microgpt.config import GPTConfig, TrainConfig
 
 
 def _common_engine_args(p):
-    p.add_argument("--engine", default="python", help="python | numpy | torch (default python)")
+    p.add_argument("--engine", default=None,
+                   help="python | numpy | torch (default: python; for an existing run, the engine that trained it)")
     p.add_argument("--graph", default="fused", help="python engine only: textbook | fused (default fused)")
-    p.add_argument("--dtype", default=None, help="numpy/torch: float32 | float64 (torch also bf16)")
+    p.add_argument("--dtype", default=None,
+                   help="numpy: float64 (default) | float32; torch: float32 (default) | float64 | bf16")
     p.add_argument("--device", default=None, help="torch only: cpu | cuda | mps")
     p.add_argument("--compile", action="store_true", help="torch only: torch.compile the model")
 
@@ -77,7 +79,16 @@ def build_parser():
     return parser
 
 
-def engine_options(args):
+def engine_options(args, saved=None):
+    """The engine settings; unless told otherwise, an existing run keeps the engine (and dtype)
+    that trained it. `saved` is that run's config.json."""
+    saved = saved or {}
+    if args.engine is None:
+        args.engine = saved.get("engine") or "python"
+    if args.dtype is None and args.engine == saved.get("engine"):
+        args.dtype = saved.get("dtype")
+    if args.engine != "torch" and (args.device or args.compile):
+        raise MicroGPTError("--device and --compile are for the torch engine: add --engine torch")
     return {"engine": args.engine, "graph": args.graph, "dtype": args.dtype,
             "device": args.device, "compile": args.compile}
 
@@ -88,10 +99,10 @@ def cmd_train(args):
         if args.resume:
             raise MicroGPTError("--resume needs --out DIR: the run directory to continue")
         args.out = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    base = TrainConfig()
+    base, saved = TrainConfig(), None
     if args.resume:  # continue with the run's own training config and data unless told otherwise
         ckpt = checkpoint.load(args.out)
-        base = ckpt.train
+        base, saved = ckpt.train, ckpt.raw_config
         if args.data is None:
             args.data = (ckpt.raw_config.get("data") or {}).get("path")
     tc = TrainConfig(**{k: (getattr(args, k) if getattr(args, k, None) is not None else v)
@@ -105,7 +116,7 @@ def cmd_train(args):
         raise MicroGPTError("--stop-after must be >= 1")
     if args.log_every <= 0:
         raise MicroGPTError("--log-every must be >= 1")
-    options = engine_options(args)
+    options = engine_options(args, saved)
     dist = _distributed(args, tc)
     run = Run(args, config, tc, options, dist)
     finished = run.train()
@@ -130,7 +141,8 @@ def _distributed(args, tc):
 def _load_run(args):
     from microgpt.engines import get_engine
     ckpt = checkpoint.load(args.out)
-    model = get_engine(args.engine).Model(ckpt.config, ckpt.weights, engine_options(args))
+    options = engine_options(args, ckpt.raw_config)
+    model = get_engine(args.engine).Model(ckpt.config, ckpt.weights, options)
     return ckpt, model
 
 

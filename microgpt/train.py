@@ -97,7 +97,7 @@ class Run:
             return
         state = {"step": step, "rng_state": rng_state_to_json(self.rng), "last_loss": last_loss}
         extra = {"data": {"path": os.path.abspath(self.args.data) if self.args.data else None},
-                 "engine": self.options["engine"]}
+                 "engine": self.options["engine"], "dtype": self.options.get("dtype")}
         checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),
                         config=self.config, train=self.tc, tokenizer=self.ds.tokenizer, state=state,
                         extra=extra, dtype=self.model.safetensors_dtype)

@@ -1,4 +1,6 @@
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,3 +36,29 @@ def names_path():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+FIRST_FIVE = ["kamon", "ann", "karai", "jaire", "vialan"]
+
+
+def printed_losses(stdout):
+    """{step: loss as printed (4 decimals)} from a training run's output."""
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^step +(\d+) / +\d+ \| loss (\d+\.\d+)", stdout, re.M)}
+
+
+def printed_samples(stdout):
+    return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
+
+
+def recorded_losses(run_dir):
+    """Every logged step's train loss, at full precision, from the run's metrics.jsonl."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line)["train_loss"] for line in f if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, names_path):
+    """`microgpt train` with no options (the python engine, fused graph): (run dir, stdout)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    p = run_cli("train", "--out", out, check=True)
+    return out, p.stdout

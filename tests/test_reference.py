@@ -5,39 +5,21 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import FIRST_FIVE, ROOT, printed_losses, printed_samples, run_cli
 from microgpt import checkpoint
-
-FIRST_FIVE = ["kamon", "ann", "karai", "jaire", "vialan"]
-
-
-def _losses(stdout):
-    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^step +(\d+) / +\d+ \| loss (\d+\.\d+)", stdout, re.M)}
-
-
-def _samples(stdout):
-    return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
 
 
 def _check_reference(stdout):
-    losses = _losses(stdout)
+    losses = printed_losses(stdout)
     assert losses[1] == "3.3660"
     assert losses[1000] == "2.6497"
-    samples = _samples(stdout)
+    samples = printed_samples(stdout)
     assert len(samples) == 20
     assert samples[:5] == FIRST_FIVE
     return samples
-
-
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, names_path):
-    out = tmp_path_factory.mktemp("ref") / "run"
-    p = run_cli("train", "--out", out, check=True)
-    return out, p.stdout
 
 
 def test_reference_run_through_the_cli(reference_run):
@@ -54,8 +36,8 @@ def test_reference_run_through_the_cli(reference_run):
 def test_sample_continues_the_runs_random_stream(reference_run):
     out, stdout = reference_run
     p = run_cli("sample", "--out", out, check=True)
-    assert [s.split("  (")[0] for s in _samples(p.stdout)] == _samples(stdout)
-    assert all(re.search(r"\((in train|in val|new)\)$", line) for line in _samples(p.stdout))
+    assert [s.split("  (")[0] for s in printed_samples(p.stdout)] == printed_samples(stdout)
+    assert all(re.search(r"\((in train|in val|new)\)$", line) for line in printed_samples(p.stdout))
 
 
 def test_resume_from_500_equals_1000_at_once(reference_run, tmp_path):
@@ -65,9 +47,9 @@ def test_resume_from_500_equals_1000_at_once(reference_run, tmp_path):
     assert "sample" not in first.stdout
     assert checkpoint.load(str(out)).state["step"] == 500
     second = run_cli("train", "--out", out, "--resume", check=True)
-    assert _losses(second.stdout)[1000] == "2.6497"
-    assert min(_losses(second.stdout)) == 501
-    assert _samples(second.stdout) == _samples(full_stdout)
+    assert printed_losses(second.stdout)[1000] == "2.6497"
+    assert min(printed_losses(second.stdout)) == 501
+    assert printed_samples(second.stdout) == printed_samples(full_stdout)
     assert checkpoint.load(str(out)).weights == checkpoint.load(str(full_out)).weights
     steps = [int(l.split('"step": ')[1].split(",")[0]) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 1001))
@@ -92,7 +74,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, names_path):
     step = checkpoint.load(str(out)).state["step"]
     assert 10 <= step < 60
     resumed = run_cli("train", "--out", out, "--resume", "--num-samples", "3", check=True)
-    assert _samples(resumed.stdout) == _samples(straight.stdout)
+    assert printed_samples(resumed.stdout) == printed_samples(straight.stdout)
     a, b = checkpoint.load(str(tmp_path / "a")).weights, checkpoint.load(str(out)).weights
     for name in a:
         for ra, rb in zip(a[name], b[name]):

@@ -29,6 +29,9 @@ class Model:
 
     def __init__(self, config, weights, options=None):
         options = options or {}
+        if options.get("dtype") not in (None, "float64"):
+            raise MicroGPTError(f"the python engine computes in Python floats (float64), not {options['dtype']}: "
+                                f"drop --dtype, or use --engine numpy or torch")
         self.config = config
         self.graph_name = options.get("graph") or "fused"
         self.graph = _graph_module(self.graph_name)

@@ -1,0 +1,49 @@
+"""The GPT of DESIGN.md §3.1 over a batch, built from the Tensor operations in tensor.py.
+
+The same model as the python engine's `textbook.gpt`, but all positions of all sequences at
+once: where the seed loops over tokens and keeps a KV cache, training here sees the whole
+[B, T] batch and causal attention hides the future instead.
+"""
+
+import numpy as np
+
+from microgpt.engines.numpy_engine.tensor import (Tensor, causal_attention, cross_entropy, embedding,
+                                                  linear, relu, rmsnorm)
+
+
+def gpt(params, config, idx, pos0=0, cache=None):
+    """Logits [B, T, vocab] for token ids `idx` [B, T] at positions pos0 .. pos0 + T - 1.
+
+    `cache` (sampling only): per layer a dict whose "k" and "v" arrays [B, t, C] hold the keys
+    and values of the t earlier positions; this call appends its own. No gradient flows
+    through the cache.
+    """
+    B, T = idx.shape
+    x = embedding(params["wte"], idx) + embedding(params["wpe"], np.arange(pos0, pos0 + T))
+    x = rmsnorm(x)
+    for li in range(config.n_layer):
+        name = f"layer{li}."
+        # 1) multi-head causal self-attention
+        x_residual = x
+        x = rmsnorm(x)
+        q = linear(x, params[name + "attn_wq"])
+        k = linear(x, params[name + "attn_wk"])
+        v = linear(x, params[name + "attn_wv"])
+        if cache is not None:
+            c = cache[li]
+            c["k"] = k.data if c["k"] is None else np.concatenate([c["k"], k.data], axis=1)
+            c["v"] = v.data if c["v"] is None else np.concatenate([c["v"], v.data], axis=1)
+            k, v = Tensor(c["k"]), Tensor(c["v"])
+        x = causal_attention(q, k, v, config.n_head)
+        x = linear(x, params[name + "attn_wo"]) + x_residual
+        # 2) MLP
+        x_residual = x
+        x = rmsnorm(x)
+        x = relu(linear(x, params[name + "mlp_fc1"]))
+        x = linear(x, params[name + "mlp_fc2"]) + x_residual
+    return linear(x, params["lm_head"])
+
+
+def loss(params, config, inputs, targets, mask):
+    """Mean cross-entropy over the real (mask 1) target tokens of a padded batch."""
+    return cross_entropy(gpt(params, config, inputs), targets, mask)

@@ -1,0 +1,150 @@
+"""The numpy engine's tensor autograd: every op's gradient against finite differences, the KV
+cache against a full recomputation, float32, and stream mode on continuous text."""
+
+import os
+import random
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+from conftest import SHAKESPEARE, run_cli  # noqa: E402
+from microgpt.config import GPTConfig  # noqa: E402
+from microgpt.engines.numpy_engine import tensor as T  # noqa: E402
+from microgpt.engines.numpy_engine.engine import Model  # noqa: E402
+from microgpt.engines.numpy_engine.model import gpt  # noqa: E402
+from microgpt.init import init_weights  # noqa: E402
+
+
+def grad_check(build, *arrays, seed=0, h=1e-6, tol=1e-7):
+    """backward's gradient of f = sum(c * op(inputs)) against central differences, per element."""
+    rng = np.random.default_rng(seed)
+    leaves = [T.Tensor(a.copy()) for a in arrays]
+    out = build(*leaves)
+    coef = rng.standard_normal(out.shape)
+    f = lambda: float((build(*[T.Tensor(a) for a in arrays]).data * coef).sum())
+    out.grad = coef
+    for v in reversed(out.topo_order()):
+        if v._backward is not None and v.grad is not None:
+            v._backward(v.grad)
+    for a, leaf in zip(arrays, leaves):
+        assert leaf.grad is not None and leaf.grad.shape == a.shape
+        for i in np.ndindex(a.shape):
+            x0 = a[i]
+            a[i] = x0 + h
+            up = f()
+            a[i] = x0 - h
+            down = f()
+            a[i] = x0
+            numeric = (up - down) / (2 * h)
+            assert abs(leaf.grad[i] - numeric) <= tol * max(1.0, abs(numeric)), (i, leaf.grad[i], numeric)
+
+
+rs = np.random.default_rng(1)
+
+
+def test_add_with_broadcasting():
+    grad_check(lambda a, b: a + b, rs.standard_normal((2, 3, 4)), rs.standard_normal((3, 4)))
+
+
+def test_embedding_with_repeated_ids():
+    ids = np.array([[0, 2, 2], [1, 0, 2]])
+    grad_check(lambda t: T.embedding(t, ids), rs.standard_normal((4, 3)))
+
+
+def test_linear():
+    grad_check(T.linear, rs.standard_normal((2, 3, 5)), rs.standard_normal((4, 5)))
+
+
+def test_rmsnorm():
+    grad_check(T.rmsnorm, rs.standard_normal((2, 3, 6)))
+
+
+def test_relu():
+    x = rs.standard_normal((3, 7))
+    x[np.abs(x) < 1e-3] = 0.5  # keep clear of the kink, where the derivative is undefined
+    grad_check(T.relu, x)
+
+
+@pytest.mark.parametrize("Tq,Tk", [(4, 4), (1, 3), (2, 5)])
+def test_causal_attention(Tq, Tk):
+    B, C, H = 2, 6, 3
+    grad_check(lambda q, k, v: T.causal_attention(q, k, v, H),
+               rs.standard_normal((B, Tq, C)), rs.standard_normal((B, Tk, C)), rs.standard_normal((B, Tk, C)))
+
+
+def test_attention_is_causal():
+    q, k, v = (T.Tensor(rs.standard_normal((1, 4, 4))) for _ in range(3))
+    out = T.causal_attention(q, k, v, 2).data
+    v.data[0, 3] += 10.0  # changing the last position's value cannot change earlier outputs
+    out2 = T.causal_attention(q, k, v, 2).data
+    np.testing.assert_array_equal(out[0, :3], out2[0, :3])
+    assert not np.allclose(out[0, 3], out2[0, 3])
+
+
+def test_cross_entropy_with_padding_mask():
+    targets = np.array([[1, 0, 3], [2, 2, 0]])
+    mask = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    grad_check(lambda l: T.cross_entropy(l, targets, mask), rs.standard_normal((2, 3, 4)))
+    logits = rs.standard_normal((2, 3, 4))
+    loss = T.cross_entropy(T.Tensor(logits), targets, mask).data
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -(logp[0, 0, 1] + logp[0, 1, 0] + logp[0, 2, 3] + logp[1, 0, 2]) / 4
+    assert loss == pytest.approx(expected, abs=1e-14)
+
+
+def _small_model(dtype="float64", **kw):
+    config = GPTConfig(**{**dict(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6), **kw})
+    return Model(config, init_weights(config, random.Random(3), std=0.3), {"dtype": dtype})
+
+
+def test_kv_cache_equals_full_recomputation():
+    m = _small_model()
+    tokens = [6, 1, 4, 4, 2, 0]
+    gen = m.generator()
+    for pos, tok in enumerate(tokens):
+        cached = gen.next_logits(tok, pos)
+        full = gpt(m.params, m.config, np.array([tokens[:pos + 1]])).data[0, -1]
+        np.testing.assert_allclose(cached, full, rtol=0, atol=1e-13)
+
+
+def test_padding_does_not_change_the_loss():
+    m = _small_model()
+    a, b = [6, 1, 2, 6], [6, 3, 4, 5, 1, 6]
+    la, na = m.eval_loss([a])
+    lb, nb = m.eval_loss([b])
+    lab, nab = m.eval_loss([a, b])  # a is padded to b's length
+    assert nab == na + nb == 8
+    assert lab == pytest.approx(la + lb, abs=1e-12)
+
+
+def test_float32_follows_float64():
+    m64, m32 = _small_model(), _small_model("float32")
+    assert m32.safetensors_dtype == "F32" and m32.get_weights()["wte"].dtype == np.float64
+    seqs = [[6, 1, 2, 3, 6], [6, 4, 0, 6]]
+    l64, g64 = m64.loss_and_grads(seqs)
+    l32, g32 = m32.loss_and_grads(seqs)
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for name in g64:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5)
+
+
+def test_unknown_dtype_is_a_clear_error(tmp_path, names_path):
+    p = run_cli("train", "--engine", "numpy", "--dtype", "float16", "--out", tmp_path / "r", "--steps", "1")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--dtype float32" in p.stderr
+
+
+def test_stream_mode_on_shakespeare(tmp_path):
+    if not os.path.exists(SHAKESPEARE):
+        pytest.skip("tinyshakespeare.txt not found: set MICROGPT_DATA_DIR")
+    out = tmp_path / "tiny"
+    p = run_cli("train", "--engine", "numpy", "--dtype", "float32", "--data", SHAKESPEARE, "--data-mode", "stream",
+                "--out", out, "--steps", "30", "--n-layer", "2", "--n-embd", "32", "--n-head", "4",
+                "--block-size", "32", "--batch-size", "8", "--lr", "3e-3", "--eval-every", "30", "--eval-docs", "20",
+                "--max-new-tokens", "80", "--num-samples", "1", check=True)
+    assert "vocab size 66" in p.stdout  # 65 characters + BOS
+    s = run_cli("sample", "--out", out, "--prompt", "ROMEO:", "--max-new-tokens", "50", "--num", "1", "--seed", "0",
+                check=True)
+    assert s.stdout.startswith("ROMEO:") and len(s.stdout.rstrip("\n")) == len("ROMEO:") + 50
+    e = run_cli("eval", "--out", out, "--max-docs", "10", check=True)
+    assert "val loss" in e.stdout
