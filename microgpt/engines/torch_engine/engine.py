@@ -83,14 +83,18 @@ class Model:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def _batch(self, seqs):
-        """Padded (inputs, targets) on the device, padding targets = IGNORE; and the real target count."""
-        inputs, targets, mask = pad_batch(seqs)
-        targets = [[t if m else IGNORE for t, m in zip(trow, mrow)] for trow, mrow in zip(targets, mask)]
-        n = sum(len(s) - 1 for s in seqs)
-        idx, targets = torch.tensor(inputs, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
+        """(inputs, targets) on the device, padding targets = IGNORE; and the number of real targets."""
+        if len({len(s) for s in seqs}) == 1:  # equal lengths (stream windows): nothing to pad
+            tokens = torch.tensor(seqs, dtype=torch.long)
+            idx, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+        else:
+            inputs, targets, mask = pad_batch(seqs)
+            idx = torch.tensor(inputs, dtype=torch.long)
+            targets = torch.tensor(targets, dtype=torch.long).masked_fill(torch.tensor(mask) == 0, IGNORE)
         if self.compiled:  # one shape, so the compiled graph is not rebuilt for every batch length
             extra = self.config.block_size - idx.size(1)
             idx, targets = F.pad(idx, (0, extra), value=0), F.pad(targets, (0, extra), value=IGNORE)
+        n = sum(len(s) - 1 for s in seqs)
         return idx.to(self.device), targets.to(self.device), n
 
     def train_step(self, seqs, lr, t, tc):
