@@ -39,6 +39,10 @@ def build_parser():
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.01)")
     t.add_argument("--lr-schedule", default=None, help="linear (default) | cosine | constant")
     t.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps for cosine")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW decoupled weight decay (default 0 = the seed's Adam)")
+    t.add_argument("--dropout", type=float, default=None,
+                   help="numpy/torch: dropout on each block's output in training (default 0)")
     t.add_argument("--batch-size", type=int, default=None, help="documents (windows) per step (default 1)")
     t.add_argument("--seed", type=int, default=None, help="random seed (default 42)")
     t.add_argument("--val-frac", type=float, default=None,
@@ -117,6 +121,9 @@ def cmd_train(args):
     if args.log_every <= 0:
         raise MicroGPTError("--log-every must be >= 1")
     options = engine_options(args, saved)
+    if tc.dropout and args.engine == "python":
+        raise MicroGPTError("the python engine trains without dropout (the seed has none): "
+                            "drop --dropout, or use --engine numpy or torch")
     dist = _distributed(args, tc)
     run = Run(args, config, tc, options, dist)
     finished = run.train()

@@ -46,6 +46,8 @@ class TrainConfig:
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
+    weight_decay: float = 0.0     # AdamW's decoupled decay: each step w *= 1 - lr * weight_decay
+    dropout: float = 0.0          # array engines: drop this fraction of each block's output in training
     seed: int = 42
     val_frac: float = 0.1         # fraction of documents held out, taken from the END of the shuffled list
     data_mode: str = "docs"       # docs (one document per line) | stream (continuous text)
@@ -59,6 +61,10 @@ class TrainConfig:
             raise MicroGPTError(f"learning rate must be positive, got {self.lr}: pass e.g. --lr 0.01")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use linear, cosine or constant")
+        if not 0 <= self.dropout < 1:
+            raise MicroGPTError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.weight_decay < 0:
+            raise MicroGPTError(f"weight decay must be >= 0, got {self.weight_decay}")
         if self.warmup_steps < 0:
             raise MicroGPTError(f"warm-up steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.val_frac < 1:

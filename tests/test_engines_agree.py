@@ -70,8 +70,8 @@ def test_reference_run_equals_the_python_engine(engine, reference_run, tmp_path)
     assert printed_samples(p.stdout)[:5] == FIRST_FIVE
 
 
-QUICK = ["--steps", "20", "--n-embd", "8", "--n-head", "2", "--batch-size", "3", "--eval-every", "0",
-         "--num-samples", "3"]
+QUICK = ["--steps", "20", "--n-embd", "8", "--n-head", "2", "--batch-size", "3", "--weight-decay", "0.1",
+         "--eval-every", "0", "--num-samples", "3"]
 
 
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)

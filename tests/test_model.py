@@ -72,3 +72,12 @@ def test_adam_step_moves_weights_and_zeroes_grads():
     # bias-corrected Adam's first step moves each weight with a gradient by ~lr
     moved = [abs(a - b) for n in before for ra, rb in zip(after[n], before[n]) for a, b in zip(ra, rb)]
     assert max(moved) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_weight_decay_is_decoupled_from_the_gradient():
+    """AdamW: with no gradient (m = v = 0) a step only shrinks each weight by (1 - lr * wd)."""
+    from microgpt.engines.python.optim import Adam
+    from microgpt.engines.python.value import Value
+    params = [Value(2.0), Value(-0.5)]
+    Adam(params, weight_decay=0.1).step(0.01, 1)
+    assert [p.data for p in params] == [2.0 * (1 - 0.001), -0.5 * (1 - 0.001)]

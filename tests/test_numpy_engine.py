@@ -148,3 +148,17 @@ def test_stream_mode_on_shakespeare(tmp_path):
     assert s.stdout.startswith("ROMEO:") and len(s.stdout.rstrip("\n")) == len("ROMEO:") + 50
     e = run_cli("eval", "--out", out, "--max-docs", "10", check=True)
     assert "val loss" in e.stdout
+
+
+def test_dropout_is_reproducible_and_resumes_exactly(tmp_path, names_path):
+    from microgpt import checkpoint
+    common = ["--engine", "numpy", "--steps", "12", "--n-embd", "8", "--n-head", "2", "--batch-size", "4",
+              "--eval-every", "0", "--num-samples", "0"]
+    run_cli("train", "--out", tmp_path / "a", *common, "--dropout", "0.3", check=True)
+    run_cli("train", "--out", tmp_path / "b", *common, "--dropout", "0.3", "--stop-after", "5", check=True)
+    run_cli("train", "--out", tmp_path / "b", "--resume", "--num-samples", "0", check=True)
+    assert checkpoint.load(str(tmp_path / "a")).weights == checkpoint.load(str(tmp_path / "b")).weights
+    run_cli("train", "--out", tmp_path / "c", *common, check=True)
+    assert checkpoint.load(str(tmp_path / "a")).weights != checkpoint.load(str(tmp_path / "c")).weights
+    p = run_cli("train", "--out", tmp_path / "d", "--dropout", "0.1", "--steps", "2")
+    assert p.returncode == 2 and "without dropout" in p.stderr and not (tmp_path / "d").exists()

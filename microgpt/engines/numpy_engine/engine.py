@@ -6,7 +6,7 @@ from microgpt import MicroGPTError
 from microgpt.batching import pad_batch
 from microgpt.engines.numpy_engine.model import gpt, loss
 from microgpt.engines.numpy_engine.optim import Adam
-from microgpt.engines.numpy_engine.tensor import Tensor
+from microgpt.engines.numpy_engine.tensor import Tensor, dropout
 from microgpt.init import param_shapes
 
 DTYPES = {"float64": "F64", "float32": "F32"}
@@ -55,11 +55,11 @@ class Model:
             for name, view in self._views(a).items():
                 view[...] = np.asarray(state[k][name], dtype=np.float64)
 
-    def _forward_backward(self, seqs):
+    def _forward_backward(self, seqs, drop=None):
         """The mean loss over the batch's target tokens; leaves every gradient in self.grad."""
         for p in self.params.values():
             p.grad = None
-        L = loss(self.params, self.config, *self._batch(seqs))
+        L = loss(self.params, self.config, *self._batch(seqs), drop=drop)
         L.backward()
         for name, view in self._views(self.grad).items():
             g = self.params[name].grad
@@ -67,9 +67,13 @@ class Model:
         return float(L.data)
 
     def train_step(self, seqs, lr, t, tc):
-        value = self._forward_backward(seqs)
+        drop = None
+        if tc.dropout:  # masks drawn from (seed, step): a resumed run drops exactly the same units
+            rng = np.random.default_rng((tc.seed, t))
+            drop = lambda x: dropout(x, tc.dropout, rng)
+        value = self._forward_backward(seqs, drop)
         adam = self.optimizer
-        adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
+        adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
         adam.step(self.grad, lr, t)
         return value
 

@@ -11,13 +11,16 @@ from microgpt.engines.numpy_engine.tensor import (Tensor, causal_attention, cros
                                                   linear, relu, rmsnorm)
 
 
-def gpt(params, config, idx, pos0=0, cache=None):
+def gpt(params, config, idx, pos0=0, cache=None, drop=None):
     """Logits [B, T, vocab] for token ids `idx` [B, T] at positions pos0 .. pos0 + T - 1.
 
     `cache` (sampling only): per layer a dict whose "k" and "v" arrays [B, t, C] hold the keys
     and values of the t earlier positions; this call appends its own. No gradient flows
     through the cache.
+    `drop` (training only): a function applying dropout to what each attention and MLP block
+    adds to the residual stream.
     """
+    drop = drop or (lambda x: x)
     B, T = idx.shape
     x = embedding(params["wte"], idx) + embedding(params["wpe"], np.arange(pos0, pos0 + T))
     x = rmsnorm(x)
@@ -35,15 +38,15 @@ def gpt(params, config, idx, pos0=0, cache=None):
             c["v"] = v.data if c["v"] is None else np.concatenate([c["v"], v.data], axis=1)
             k, v = Tensor(c["k"]), Tensor(c["v"])
         x = causal_attention(q, k, v, config.n_head)
-        x = linear(x, params[name + "attn_wo"]) + x_residual
+        x = drop(linear(x, params[name + "attn_wo"])) + x_residual
         # 2) MLP
         x_residual = x
         x = rmsnorm(x)
         x = relu(linear(x, params[name + "mlp_fc1"]))
-        x = linear(x, params[name + "mlp_fc2"]) + x_residual
+        x = drop(linear(x, params[name + "mlp_fc2"])) + x_residual
     return linear(x, params["lm_head"])
 
 
-def loss(params, config, inputs, targets, mask):
+def loss(params, config, inputs, targets, mask, drop=None):
     """Mean cross-entropy over the real (mask 1) target tokens of a padded batch."""
-    return cross_entropy(gpt(params, config, inputs), targets, mask)
+    return cross_entropy(gpt(params, config, inputs, drop=drop), targets, mask)

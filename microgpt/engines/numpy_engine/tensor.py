@@ -98,6 +98,16 @@ def relu(x):
     return Tensor(np.maximum(x.data, 0), (x,), backward)
 
 
+def dropout(x, p, rng):
+    """Zero each element with probability p and scale the survivors by 1 / (1 - p), so the
+    expected value is unchanged and evaluation simply skips this op. `rng` draws the mask."""
+    keep = (rng.random(x.shape) >= p).astype(x.data.dtype) / (1 - p)
+
+    def backward(g):
+        x._add_grad(g * keep)
+    return Tensor(x.data * keep, (x,), backward)
+
+
 def causal_attention(q, k, v, n_head):
     """Multi-head causal self-attention. q [B, Tq, C], k and v [B, Tk, C] -> [B, Tq, C].
 

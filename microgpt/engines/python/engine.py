@@ -43,7 +43,7 @@ class Model:
 
     def _adam(self, tc=None):
         if self.optimizer is None:
-            kw = dict(beta1=tc.beta1, beta2=tc.beta2, eps=tc.eps) if tc else {}
+            kw = dict(beta1=tc.beta1, beta2=tc.beta2, eps=tc.eps, weight_decay=tc.weight_decay) if tc else {}
             self.optimizer = Adam(self.params, **kw)
         return self.optimizer
 
@@ -91,9 +91,12 @@ class Model:
                 gc.enable()
 
     def train_step(self, seqs, lr, t, tc, stats=False):
+        if tc.dropout:
+            raise MicroGPTError("the python engine trains without dropout (the seed has none): "
+                                "drop --dropout, or use --engine numpy or torch")
         loss = self._forward_backward(seqs, stats)
         adam = self._adam(tc)
-        adam.beta1, adam.beta2, adam.eps = tc.beta1, tc.beta2, tc.eps
+        adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
         adam.step(lr, t)
         return loss
 

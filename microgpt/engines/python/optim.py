@@ -2,9 +2,9 @@
 
 
 class Adam:
-    def __init__(self, params, beta1=0.85, beta2=0.99, eps=1e-8):
+    def __init__(self, params, beta1=0.85, beta2=0.99, eps=1e-8, weight_decay=0.0):
         self.params = params
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
         self.m = [0.0] * len(params)  # first moment: running mean of gradients
         self.v = [0.0] * len(params)  # second moment: running mean of squared gradients
 
@@ -14,6 +14,10 @@ class Adam:
         ob1, ob2 = 1 - b1, 1 - b2  # the seed's (1 - b1), (1 - b2), computed once
         m, v = self.m, self.v
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        if self.weight_decay:  # AdamW: shrink every weight toward 0, apart from the gradient
+            decay = 1 - lr * self.weight_decay
+            for p in self.params:
+                p.data *= decay
         # the seed's arithmetic, operation for operation; only the bookkeeping is hoisted out
         for i, (p, mi, vi) in enumerate(zip(self.params, m, v)):
             g = p.grad
