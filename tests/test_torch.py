@@ -59,6 +59,28 @@ def test_float32_is_the_default_and_close_to_float64():
     assert abs(l32 - l64) < 1e-5 and max_diff(g32, g64) < 1e-5
 
 
+def test_dropout_changes_training_only_and_a_resumed_run_draws_the_same_masks():
+    from microgpt.config import TrainConfig
+    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=16, n_head=2, block_size=6)
+    weights = init_weights(config, random.Random(1))
+    batches = [[[6, 1, 2, 3, 6], [6, (s % 5) + 1, 4, 6]] for s in range(4)]
+    tc = TrainConfig(steps=4, dropout=0.3)
+    plain = Model(config, weights, options())
+    assert plain.train_step(batches[0], 0.01, 1, tc) != Model(config, weights, options()).train_step(
+        batches[0], 0.01, 1, TrainConfig(steps=4))  # dropout is on in training...
+    assert plain.eval_loss(batches[1]) == plain.eval_loss(batches[1])  # ...and off in evaluation
+    straight, first = Model(config, weights, options()), Model(config, weights, options())
+    for t in range(1, 5):
+        straight.train_step(batches[t - 1], 0.01, t, tc)
+    for t in range(1, 3):
+        first.train_step(batches[t - 1], 0.01, t, tc)
+    resumed = Model(config, first.get_weights(), options())
+    resumed.set_optimizer_state(first.get_optimizer_state())
+    for t in range(3, 5):
+        resumed.train_step(batches[t - 1], 0.01, t, tc)
+    assert max_diff(resumed.get_weights(), straight.get_weights()) == 0.0
+
+
 # ---------------------------------------------------------------- DDP
 
 def torchrun(nproc, *args):

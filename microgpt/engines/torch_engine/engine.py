@@ -30,6 +30,7 @@ class Model:
         self.dtype, self.autocast_dtype = resolve_dtype(options.get("dtype"), self.device)
         self.safetensors_dtype = "F64" if self.dtype == torch.float64 else "F32"
         self.world_size = world_size()
+        self.rank = torch.distributed.get_rank() if is_distributed() else 0
 
         self.module = GPT(config).to(device=self.device, dtype=self.dtype)
         self.params = dict(self.module.named_parameters())  # the seed's names, in the seed's order
@@ -44,10 +45,12 @@ class Model:
             self.train_net = DDP(self.eval_net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                  gradient_as_bucket_view=True)
 
-        # torch's Adam is the seed's (bias-corrected, eps outside the sqrt); one fused kernel on
-        # CUDA, multi-tensor (foreach) kernels elsewhere. lr, betas and eps are set every step.
+        # torch's Adam is the seed's (bias-corrected, eps outside the sqrt); with weight decay it is
+        # AdamW (w *= 1 - lr * weight_decay before the update). One fused kernel on CUDA,
+        # multi-tensor (foreach) kernels elsewhere. lr, betas, eps and decay are set every step.
         impl = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=0.0, betas=(0.85, 0.99), eps=1e-8, **impl)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=0.0, betas=(0.85, 0.99), eps=1e-8,
+                                          decoupled_weight_decay=True, **impl)
         zeros = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self._set_moments(zeros, zeros)  # explicit state from the start, so its step count can be set
 
@@ -99,8 +102,10 @@ class Model:
 
     def train_step(self, seqs, lr, t, tc):
         idx, targets, n = self._batch(seqs)
+        if tc.dropout:  # masks drawn from (seed, step, rank): a resumed run drops exactly the same units
+            torch.manual_seed((tc.seed * 1_000_003 + t) * 1009 + self.rank)
         with self._autocast():
-            loss_sum = self.train_net(idx, targets)  # sum of this rank's token losses
+            loss_sum = self.train_net(idx, targets, dropout=tc.dropout)  # sum of this rank's token losses
         if self.world_size > 1:
             # DDP averages gradients over ranks; scaled by world / (tokens of the GLOBAL batch), that
             # average is the gradient of the mean over every real target token of the global batch,
@@ -112,7 +117,7 @@ class Model:
             loss = loss_sum * (1 / n)  # (1/n) * sum, as the seed
             loss.backward()
         for group in self.optimizer.param_groups:
-            group.update(lr=lr, betas=(tc.beta1, tc.beta2), eps=tc.eps)
+            group.update(lr=lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
         for state in self.optimizer.state.values():
             state["step"].fill_(t - 1)  # Adam adds 1 first: bias correction uses the run's step t
         self.optimizer.step()

@@ -43,9 +43,11 @@ class Block(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1)
         return F.linear(y.transpose(1, 2).reshape(B, T, C), self.attn_wo)
 
-    def forward(self, x, cache=None):
-        x = x + self.attention(rmsnorm(x), cache)
-        x = x + F.linear(F.relu(F.linear(rmsnorm(x), self.mlp_fc1)), self.mlp_fc2)
+    def forward(self, x, cache=None, dropout=0.0):
+        # dropout (training only) on what each sub-block adds to the residual stream
+        x = x + F.dropout(self.attention(rmsnorm(x), cache), dropout, training=dropout > 0)
+        x = x + F.dropout(F.linear(F.relu(F.linear(rmsnorm(x), self.mlp_fc1)), self.mlp_fc2), dropout,
+                          training=dropout > 0)
         return x
 
 
@@ -63,13 +65,14 @@ class GPT(nn.Module):
     def blocks(self):
         return [getattr(self, f"layer{i}") for i in range(self.config.n_layer)]
 
-    def forward(self, idx, targets=None, pos0=0, caches=None):
+    def forward(self, idx, targets=None, pos0=0, caches=None, dropout=0.0):
         """idx (B, T) token ids at positions pos0.. -> logits (B, T, V), or with targets the SUM of
-        the token losses (padding targets are IGNORE): the caller divides by the (global) token count."""
+        the token losses (padding targets are IGNORE): the caller divides by the (global) token count.
+        caches (sampling): per layer a list holding that layer's keys and values so far."""
         T = idx.size(1)
         x = rmsnorm(F.embedding(idx, self.wte) + self.wpe[pos0:pos0 + T])
         for i, block in enumerate(self.blocks()):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], dropout)
         logits = F.linear(x, self.lm_head)
         if targets is None:
             return logits
