@@ -36,6 +36,7 @@ class Block(nn.Module):
         q, k, v = heads(F.linear(x, self.attn_wq)), heads(F.linear(x, self.attn_wk)), heads(F.linear(x, self.attn_wv))
         if cache is not None:  # generation: keys and values of earlier positions are kept, not recomputed
             if cache:
+                assert T == 1, "after the first call, a cache takes one new token at a time"
                 k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
             cache[:] = [k, v]
         # scores / sqrt(head_dim), softmax, weighted sum of values. is_causal masks the top-left
