@@ -124,20 +124,23 @@ def cmd_train(args):
     if tc.dropout and args.engine == "python":
         raise MicroGPTError("the python engine trains without dropout (the seed has none): "
                             "drop --dropout, or use --engine numpy or torch")
-    dist = _distributed(args)
+    dist = _distributed(args, tc)
     run = Run(args, config, tc, options, dist)
     finished = run.train()
     if finished and args.num_samples:
         run.print_samples(args.num_samples, args.temperature, args.max_new_tokens)
 
 
-def _distributed(args):
+def _distributed(args, tc):
     """(rank, world_size): torchrun sets WORLD_SIZE; only the torch engine can train across processes."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1
     if args.engine != "torch":
         raise MicroGPTError(f"launched as {world} processes, but only --engine torch trains distributed")
+    if tc.batch_size % world:  # each process trains on an equal slice of the global batch
+        raise MicroGPTError(f"--batch-size {tc.batch_size} cannot be split evenly across {world} processes: "
+                            f"use a multiple of {world}")
     from microgpt.engines import get_engine
     return get_engine("torch").setup_distributed(args)
 

@@ -6,6 +6,11 @@ import sys
 
 import pytest
 
+# The tests' matrices are tiny: a second BLAS/OpenMP thread only adds synchronisation, and on a
+# busy 2-core CI machine (torchrun tests start two processes) it can make torch steps 5-50x slower.
+# Set before numpy or torch start their thread pools; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 if "MICROGPT_DATA_DIR" not in os.environ and os.path.isdir(SHARED_DATA):

@@ -1,0 +1,1 @@
+"""The torch engine: the same GPT in PyTorch (GPU, bf16, torch.compile, DDP via torchrun)."""

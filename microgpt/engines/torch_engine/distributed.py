@@ -1,0 +1,53 @@
+"""Training across processes: torchrun starts one process per GPU (or CPU slot), DDP keeps them in step.
+
+We write no distributed runtime: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK and the rendezvous
+address, torch.distributed connects the processes (NCCL between GPUs, gloo on CPUs), and
+DistributedDataParallel averages the gradients during backward. What is ours: each rank trains on
+its own slice of the global batch (Dataset.train_batch), and the loss is scaled so that DDP's
+average is the mean over the global batch's real target tokens (see Model.train_step).
+"""
+
+import atexit
+import os
+
+import torch
+import torch.distributed as dist
+
+from microgpt import MicroGPTError
+from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
+
+
+def setup_distributed(args):
+    """Join the process group torchrun set up; returns (rank, world_size). Called by the CLI."""
+    if "RANK" not in os.environ or "MASTER_ADDR" not in os.environ:
+        raise MicroGPTError("WORLD_SIZE is set but RANK / MASTER_ADDR are not: launch with "
+                            "torchrun --nproc_per_node N -m microgpt train --engine torch ...")
+    device = resolve_device(args.device, distributed=True)
+    resolve_dtype(args.dtype, device)  # refuse a bad --dtype before connecting to the other ranks
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl", device_id=device)
+    else:
+        dist.init_process_group(backend="gloo")
+    atexit.register(_shutdown)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _shutdown():
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_distributed():
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size():
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def all_reduce_sum(tensor):
+    """Sum `tensor` over all ranks, in place (a no-op in a single process)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor

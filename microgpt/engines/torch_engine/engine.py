@@ -1,0 +1,169 @@
+"""The torch engine: the engine contract (microgpt/engines/__init__.py) over the nn.Module GPT.
+
+The model is model.GPT; this file moves data and weights in and out, runs the training step
+(optionally compiled, in bf16 autocast, across processes with DDP) and torch's Adam with the
+seed's betas, and keeps a KV cache for sampling.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from microgpt.batching import pad_batch
+from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
+from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, setup_distributed, world_size
+from microgpt.engines.torch_engine.model import GPT, IGNORE
+
+__all__ = ["Model", "setup_distributed"]
+
+
+class Model:
+    name = "torch"
+
+    def __init__(self, config, weights, options=None):
+        options = options or {}
+        self.config = config
+        self.device = resolve_device(options.get("device"), distributed=is_distributed())
+        self.dtype, self.autocast_dtype = resolve_dtype(options.get("dtype"), self.device)
+        self.safetensors_dtype = "F64" if self.dtype == torch.float64 else "F32"
+        self.world_size = world_size()
+        self.rank = torch.distributed.get_rank() if is_distributed() else 0
+
+        self.module = GPT(config).to(device=self.device, dtype=self.dtype)
+        self.params = dict(self.module.named_parameters())  # the seed's names, in the seed's order
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(_tensor(weights[name]))
+        # forward for training and evaluation: compiled if asked; training also through DDP
+        self.compiled = bool(options.get("compile"))
+        self.eval_net = torch.compile(self.module) if self.compiled else self.module
+        self.train_net = self.eval_net
+        if self.world_size > 1:
+            self.train_net = DDP(self.eval_net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                 gradient_as_bucket_view=True)
+
+        # torch's Adam is the seed's (bias-corrected, eps outside the sqrt); with weight decay it is
+        # AdamW (w *= 1 - lr * weight_decay before the update). One fused kernel on CUDA,
+        # multi-tensor (foreach) kernels elsewhere. lr, betas, eps and decay are set every step.
+        impl = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=0.0, betas=(0.85, 0.99), eps=1e-8,
+                                          decoupled_weight_decay=True, **impl)
+        zeros = {name: torch.zeros_like(p) for name, p in self.params.items()}
+        self._set_moments(zeros, zeros)  # explicit state from the start, so its step count can be set
+
+    # ------------------------------------------------------------------ weights and optimizer state
+
+    def get_weights(self):
+        return {name: _numpy(p) for name, p in self.params.items()}
+
+    def get_optimizer_state(self):
+        state = self.optimizer.state
+        return {"m": {name: _numpy(state[p]["exp_avg"]) for name, p in self.params.items()},
+                "v": {name: _numpy(state[p]["exp_avg_sq"]) for name, p in self.params.items()}}
+
+    def set_optimizer_state(self, state):
+        self._set_moments({n: _tensor(state["m"][n]) for n in self.params},
+                          {n: _tensor(state["v"][n]) for n in self.params})
+
+    def _set_moments(self, m, v):
+        # load_state_dict puts each moment on its parameter's device and dtype, and the step
+        # counter where torch's Adam implementation wants it; train_step sets the step itself.
+        sd = self.optimizer.state_dict()
+        ids = sd["param_groups"][0]["params"]  # in the order of self.module.parameters()
+        # (clones: load_state_dict keeps a tensor that is already on the right device and dtype)
+        sd["state"] = {i: {"step": torch.tensor(0.0), "exp_avg": m[name].clone(), "exp_avg_sq": v[name].clone()}
+                       for i, name in zip(ids, self.params)}
+        self.optimizer.load_state_dict(sd)
+
+    # ------------------------------------------------------------------ training and evaluation
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _batch(self, seqs):
+        """(inputs, targets) on the device, padding targets = IGNORE; and the number of real targets."""
+        if len({len(s) for s in seqs}) == 1:  # equal lengths (stream windows): nothing to pad
+            tokens = torch.tensor(seqs, dtype=torch.long)
+            idx, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+        else:
+            inputs, targets, mask = pad_batch(seqs)
+            idx = torch.tensor(inputs, dtype=torch.long)
+            targets = torch.tensor(targets, dtype=torch.long).masked_fill(torch.tensor(mask) == 0, IGNORE)
+        if self.compiled:  # one shape, so the compiled graph is not rebuilt for every batch length
+            extra = self.config.block_size - idx.size(1)
+            idx, targets = F.pad(idx, (0, extra), value=0), F.pad(targets, (0, extra), value=IGNORE)
+        n = sum(len(s) - 1 for s in seqs)
+        return idx.to(self.device), targets.to(self.device), n
+
+    def train_step(self, seqs, lr, t, tc):
+        idx, targets, n = self._batch(seqs)
+        if tc.dropout:  # masks drawn from (seed, step, rank): a resumed run drops exactly the same units
+            torch.manual_seed((tc.seed * 1_000_003 + t) * 1009 + self.rank)
+        with self._autocast():
+            loss_sum = self.train_net(idx, targets, dropout=tc.dropout)  # sum of this rank's token losses
+        if self.world_size > 1:
+            # DDP averages gradients over ranks; scaled by world / (tokens of the GLOBAL batch), that
+            # average is the gradient of the mean over every real target token of the global batch,
+            # whatever each rank's share of them: 2 ranks == 1 process with the same batch.
+            n_global = all_reduce_sum(torch.tensor(float(n), device=self.device, dtype=torch.float64))
+            (loss_sum * (self.world_size / n_global)).backward()
+            loss = all_reduce_sum(loss_sum.detach().to(torch.float64)) / n_global
+        else:
+            loss = loss_sum * (1 / n)  # (1/n) * sum, as the seed
+            loss.backward()
+        for group in self.optimizer.param_groups:
+            group.update(lr=lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
+        for state in self.optimizer.state.values():
+            state["step"].fill_(t - 1)  # Adam adds 1 first: bias correction uses the run's step t
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    def loss_and_grads(self, seqs):
+        idx, targets, n = self._batch(seqs)
+        with self._autocast():
+            loss = self.module(idx, targets) * (1 / n)
+        loss.backward()
+        grads = {name: _numpy(p.grad) for name, p in self.params.items()}
+        self.module.zero_grad(set_to_none=True)
+        return loss.item(), grads
+
+    @torch.no_grad()
+    def eval_loss(self, seqs):
+        idx, targets, n = self._batch(seqs)
+        with self._autocast():
+            return self.eval_net(idx, targets).item(), n
+
+    def generator(self):
+        return Generator(self)
+
+
+class Generator:
+    """Feeds one token at a time; each layer keeps the keys and values of earlier positions."""
+
+    def __init__(self, model):
+        self.model = model
+        self.caches = [[] for _ in range(model.config.n_layer)]
+
+    @torch.inference_mode()
+    def next_logits(self, token_id, pos_id):
+        m = self.model
+        idx = torch.tensor([[token_id]], dtype=torch.long, device=m.device)
+        with m._autocast():
+            logits = m.module(idx, pos0=pos_id, caches=self.caches)
+        return logits[0, -1].to(torch.float64).tolist()
+
+
+def _tensor(rows):
+    """Rows of floats or of array.array (as a checkpoint loads them) -> a float64 tensor."""
+    return torch.from_numpy(np.asarray(rows, dtype=np.float64))
+
+
+def _numpy(t):
+    """A float64 numpy copy on the CPU (a copy: later steps must not change what was handed out)."""
+    return t.detach().to("cpu", torch.float64, copy=True).numpy()
