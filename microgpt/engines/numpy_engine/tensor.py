@@ -9,6 +9,8 @@ instead of thousands of scalar ones: the Python overhead is paid per array, not 
 
 import numpy as np
 
+from microgpt.engines.python.value import Value
+
 
 class Tensor:
     __slots__ = ("data", "grad", "_children", "_backward")
@@ -26,18 +28,9 @@ class Tensor:
     def _add_grad(self, g):
         self.grad = g if self.grad is None else self.grad + g
 
-    def topo_order(self):
-        """Every node this one depends on, children before parents (iterative, as Value's)."""
-        topo, visited, stack = [], set(), [(self, False)]
-        while stack:
-            v, expanded = stack.pop()
-            if expanded:
-                topo.append(v)
-            elif id(v) not in visited:
-                visited.add(id(v))
-                stack.append((v, True))
-                stack.extend((c, False) for c in v._children if id(c) not in visited)
-        return topo
+    # every node this one depends on, children before parents: the scalar Value's own graph
+    # search, which needs nothing but `_children`
+    topo_order = Value.topo_order
 
     def backward(self):
         """The chain rule from this (scalar) tensor back to every tensor it depends on."""
