@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from microgpt import checkpoint
 
 QUICK = ["--steps", "3", "--eval-every", "0", "--num-samples", "1", "--graph", "textbook"]
@@ -80,6 +80,16 @@ def test_non_positive_sizes_and_steps(tmp_path, flag, value):
 
 def test_unknown_engine(tmp_path):
     assert_one_line_error(run_cli("train", "--engine", "tpu", "--out", tmp_path / "r", *QUICK), "unknown engine")
+
+
+def test_engine_whose_extra_is_not_installed(tmp_path):
+    fake = tmp_path / "site" / "numpy"  # a numpy that is not there, as on a core-only install
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n")
+    p = run_cli("train", "--engine", "numpy", "--out", tmp_path / "r", "--steps", "1",
+                env={"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{ROOT}"})
+    assert_one_line_error(p, "pip install 'microgpt[numpy]'", "--engine")
+    assert not os.path.exists(tmp_path / "r")
 
 
 def test_unknown_graph(tmp_path):

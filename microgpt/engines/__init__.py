@@ -33,7 +33,8 @@ def get_engine(name):
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         if extra and e.name and e.name.split(".")[0] == extra:
-            raise MicroGPTError(f"the {name} engine needs {extra}: pip install 'microgpt[{extra}]'") from None
+            raise MicroGPTError(f"the {name} engine needs {extra}: pip install 'microgpt[{extra}]', "
+                                f"or pick another with --engine (any engine loads any run)") from None
         if e.name and e.name.startswith("microgpt.engines"):
             raise MicroGPTError(f"the {name} engine is not available in this version") from None
         raise
