@@ -127,8 +127,7 @@ class Run:
         self.log(f"data: {self.ds.describe()}")
         self.log(f"model: {num_params(self.config):,} parameters, {self.config.n_layer} layer(s), "
                  f"n_embd {self.config.n_embd}, {self.config.n_head} heads, block {self.config.block_size}; "
-                 f"engine {self.options['engine']}" + (f" ({self.options.get('graph')} graph)"
-                                                          if self.options["engine"] == "python" else ""))
+                 f"engine {self.options['engine']} ({self.model.description})")
         metrics = self._metrics_start() if self.is_main else None
         prev_handler = signal.signal(signal.SIGINT, self._on_sigint) if self.is_main else None
         t0 = time.time()

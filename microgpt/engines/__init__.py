@@ -7,7 +7,8 @@ Every engine module exposes `Model(config, weights, options)` with the same meth
   loss_and_grads(seqs) -> (mean loss, {name: gradient matrix}), weights unchanged (for checks)
   eval_loss(seqs) -> (sum of token losses, number of target tokens), no gradients
   generator() -> object whose next_logits(token, pos) returns a list of floats (KV cache)
-and the attribute `safetensors_dtype` ("F64" or "F32"): how its checkpoints store numbers.
+and the attributes `description` (how it runs, for the log: "fused graph", "float32", ...) and
+`safetensors_dtype` ("F64" or "F32"): how its checkpoints store numbers.
 A matrix handed in is rows of floats (or array.array rows, as a checkpoint loads them); one
 handed out is rows of floats or a 2-D numpy array. `seqs` is a list of token lists, each at
 most block_size + 1 long: inputs seq[:-1], targets seq[1:].

@@ -22,6 +22,7 @@ class Model:
             raise MicroGPTError(f"the numpy engine computes in float64 or float32, not {dtype!r}: "
                                 f"pass --dtype float64 or --dtype float32")
         self.config, self.dtype, self.safetensors_dtype = config, np.dtype(dtype), DTYPES[dtype]
+        self.description = dtype
         # every parameter is a view into one flat array, so Adam updates them all in one go
         self.shapes = param_shapes(config)
         self.flat = np.zeros(sum(n_out * n_in for _, (n_out, n_in) in self.shapes), dtype=self.dtype)

@@ -35,6 +35,7 @@ class Model:
         self.config = config
         self.graph_name = options.get("graph") or "fused"
         self.graph = _graph_module(self.graph_name)
+        self.description = f"{self.graph_name} graph"
         self.state_dict = {name: [[Value(float(w)) for w in row] for row in weights[name]]
                            for name, _ in param_shapes(config)}
         self.params = [p for mat in self.state_dict.values() for row in mat for p in row]

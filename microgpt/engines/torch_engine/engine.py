@@ -29,6 +29,7 @@ class Model:
         self.device = resolve_device(options.get("device"), distributed=is_distributed())
         self.dtype, self.autocast_dtype = resolve_dtype(options.get("dtype"), self.device)
         self.safetensors_dtype = "F64" if self.dtype == torch.float64 else "F32"
+        self.description = f"{self.device}, {options.get('dtype') or 'float32'}"
         self.world_size = world_size()
         self.rank = torch.distributed.get_rank() if is_distributed() else 0
 
@@ -39,6 +40,10 @@ class Model:
                 p.copy_(_tensor(weights[name]))
         # forward for training and evaluation: compiled if asked; training also through DDP
         self.compiled = bool(options.get("compile"))
+        if self.compiled:
+            self.description += ", compiled"
+        if self.world_size > 1:
+            self.description += f", DDP over {self.world_size} processes"
         self.eval_net = torch.compile(self.module) if self.compiled else self.module
         self.train_net = self.eval_net
         if self.world_size > 1:
