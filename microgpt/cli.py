@@ -129,6 +129,8 @@ def cmd_train(args):
     finished = run.train()
     if finished and args.num_samples:
         run.print_samples(args.num_samples, args.temperature, args.max_new_tokens)
+    if dist[1] > 1:
+        run.engine.finish_distributed()
 
 
 def _distributed(args, tc):

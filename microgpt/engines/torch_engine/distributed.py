@@ -33,7 +33,16 @@ def setup_distributed(args):
     return dist.get_rank(), dist.get_world_size()
 
 
-def _shutdown():
+def finish_distributed():
+    """After a run that ended normally: wait for every rank (rank 0 may still be writing the
+    checkpoint), then leave the group together. A rank that tears its connections down while
+    another still uses them can abort in gloo ("terminate called without an active exception")."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _shutdown():  # the exit path of a failed run: no barrier, the other ranks may never reach one
     if dist.is_initialized():
         dist.destroy_process_group()
 

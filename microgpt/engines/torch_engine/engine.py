@@ -14,10 +14,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from microgpt.batching import pad_batch
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
-from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, setup_distributed, world_size
+from microgpt.engines.torch_engine.distributed import (all_reduce_sum, finish_distributed, is_distributed,
+                                                       setup_distributed, world_size)
 from microgpt.engines.torch_engine.model import GPT, IGNORE
 
-__all__ = ["Model", "setup_distributed"]
+__all__ = ["Model", "setup_distributed", "finish_distributed"]
 
 
 class Model:
