@@ -1,7 +1,6 @@
 """The command line: `microgpt train | sample | eval | plot` (no sub-command = train)."""
 
 import argparse
-import json
 import os
 import random
 import sys

@@ -5,11 +5,10 @@ import math
 import os
 import random
 import signal
-import sys
 import time
 
 from microgpt import MicroGPTError, checkpoint
-from microgpt.config import GPTConfig, learning_rate
+from microgpt.config import learning_rate
 from microgpt.data import atomic_write_bytes, load_dataset
 from microgpt.engines import get_engine
 from microgpt.init import init_weights, num_params
