@@ -22,10 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from microgpt.config import GPTConfig, TrainConfig, learning_rate  # noqa: E402
 from microgpt.data import load_dataset  # noqa: E402
-from microgpt.engines.python.engine import Model  # noqa: E402
+from microgpt.engines.python.engine import GRAPHS, Model  # noqa: E402
 from microgpt.init import init_weights  # noqa: E402
-
-GRAPHS = ("textbook", "fused")
 
 
 def setup(data):

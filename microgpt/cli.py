@@ -120,9 +120,9 @@ def cmd_train(args):
     if args.log_every <= 0:
         raise MicroGPTError("--log-every must be >= 1")
     options = engine_options(args, saved)
-    if tc.dropout and args.engine == "python":
-        raise MicroGPTError("the python engine trains without dropout (the seed has none): "
-                            "drop --dropout, or use --engine numpy or torch")
+    if tc.dropout and args.engine == "python":  # before the run directory is made
+        from microgpt.engines.python.engine import NO_DROPOUT
+        raise MicroGPTError(NO_DROPOUT)
     dist = _distributed(args, tc)
     run = Run(args, config, tc, options, dist)
     finished = run.train()

@@ -9,6 +9,8 @@ from microgpt.engines.python.value import Value
 from microgpt.init import param_shapes
 
 GRAPHS = ("textbook", "fused")
+NO_DROPOUT = ("the python engine trains without dropout (the seed has none): "
+              "drop --dropout, or use --engine numpy or torch")
 
 
 def _graph_module(name):
@@ -93,8 +95,7 @@ class Model:
 
     def train_step(self, seqs, lr, t, tc, stats=False):
         if tc.dropout:
-            raise MicroGPTError("the python engine trains without dropout (the seed has none): "
-                                "drop --dropout, or use --engine numpy or torch")
+            raise MicroGPTError(NO_DROPOUT)
         loss = self._forward_backward(seqs, stats)
         adam = self._adam(tc)
         adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
