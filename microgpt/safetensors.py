@@ -1,4 +1,4 @@
-"""The safetensors file format, read and written in plain Python (no dependency, never pickle).
+"""The safetensors file format, read and written in plain Python (no dependency; loading runs no code).
 
 Layout: 8 bytes little-endian header length N, N bytes of JSON header
 {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
