@@ -55,6 +55,11 @@ def printed_samples(stdout):
     return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
 
 
+def max_abs_diff(a, b):
+    """The largest |a - b| over every entry of two {name: matrix} dicts (rows of floats or arrays)."""
+    return max(abs(float(x) - float(y)) for name in a for ra, rb in zip(a[name], b[name]) for x, y in zip(ra, rb))
+
+
 def recorded_losses(run_dir):
     """Every logged step's train loss, at full precision, from the run's metrics.jsonl."""
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:

@@ -7,9 +7,9 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import FIRST_FIVE, printed_losses, printed_samples, recorded_losses, run_cli
+from conftest import FIRST_FIVE, max_abs_diff, printed_losses, printed_samples, recorded_losses, run_cli
 from microgpt import MicroGPTError, checkpoint
-from microgpt.config import GPTConfig
+from microgpt.config import GPTConfig, TrainConfig, learning_rate
 from microgpt.engines import get_engine
 from microgpt.init import init_weights
 
@@ -24,8 +24,13 @@ def engine_or_skip(name):
         pytest.skip(str(e))
 
 
-def as_floats(matrix):
-    return [float(x) for row in matrix for x in row]
+def python_and(engine, seed, std):
+    """A small 2-layer config and, from the same seeded weights, a python-engine model and the
+    engine's float64 model."""
+    module = engine_or_skip(engine)
+    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6)
+    weights = init_weights(config, random.Random(seed), std=std)
+    return config, get_engine("python").Model(config, weights, {}), module.Model(config, weights, FLOAT64[engine])
 
 
 @st.composite
@@ -50,9 +55,7 @@ def test_gradients_at_init_equal_the_python_engine(engine, problem):
     loss_py, grads_py = get_engine("python").Model(config, weights, {}).loss_and_grads(seqs)
     loss, grads = module.Model(config, weights, FLOAT64[engine]).loss_and_grads(seqs)
     assert abs(loss - loss_py) <= 1e-10
-    for name in grads_py:
-        for a, b in zip(as_floats(grads[name]), as_floats(grads_py[name])):
-            assert abs(a - b) <= 1e-10, name
+    assert max_abs_diff(grads, grads_py) <= 1e-10
 
 
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)
@@ -86,7 +89,7 @@ def test_checkpoints_move_between_engines(engine, tmp_path, names_path):
                       "--num-samples", "3", check=True)
     a = checkpoint.load(str(tmp_path / "py")).weights
     b = checkpoint.load(str(tmp_path / "mixed")).weights
-    assert max(abs(x - y) for n in a for x, y in zip(as_floats(a[n]), as_floats(b[n]))) <= 1e-9
+    assert max_abs_diff(a, b) <= 1e-9
     assert printed_samples(resumed.stdout) == printed_samples(straight.stdout)
     # a python-trained run sampled, and a mixed run evaluated, by the array engine and by python
     outputs = {}
@@ -101,28 +104,19 @@ def test_checkpoints_move_between_engines(engine, tmp_path, names_path):
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)
 def test_batched_training_equals_the_python_engine(engine):
     """2 layers, padded batches of 3, 12 Adam steps: every loss, the weights and the moments to 1e-9."""
-    module = engine_or_skip(engine)
-    from microgpt.config import TrainConfig, learning_rate
-    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6)
-    weights = init_weights(config, random.Random(4), std=0.3)
-    py, model = get_engine("python").Model(config, weights, {}), module.Model(config, weights, FLOAT64[engine])
+    _, py, model = python_and(engine, seed=4, std=0.3)
     tc, rng = TrainConfig(steps=12, lr=0.02), random.Random(5)
     for step in range(tc.steps):
         seqs = [[6] + [rng.randrange(6) for _ in range(rng.randint(1, 5))] + [6] for _ in range(3)]
         lr = learning_rate(tc, step)
         assert abs(model.train_step(seqs, lr, step + 1, tc) - py.train_step(seqs, lr, step + 1, tc)) <= 1e-9
-    for got, want in ((model.get_weights(), py.get_weights()),
-                      (model.get_optimizer_state()["v"], py.get_optimizer_state()["v"])):
-        for name in want:
-            assert max(abs(a - b) for a, b in zip(as_floats(got[name]), as_floats(want[name]))) <= 1e-9, name
+    assert max_abs_diff(model.get_weights(), py.get_weights()) <= 1e-9
+    assert max_abs_diff(model.get_optimizer_state()["v"], py.get_optimizer_state()["v"]) <= 1e-9
 
 
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)
 def test_kv_cache_logits_and_eval_loss_equal_the_python_engine(engine):
-    module = engine_or_skip(engine)
-    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6)
-    weights = init_weights(config, random.Random(3), std=0.5)
-    py, model = get_engine("python").Model(config, weights, {}), module.Model(config, weights, FLOAT64[engine])
+    config, py, model = python_and(engine, seed=3, std=0.5)
     seqs = [[6, 1, 2, 3, 6], [6, 4, 6], [6, 0, 1, 2, 3, 4, 5]]
     (total_py, n_py), (total, n) = py.eval_loss(seqs), model.eval_loss(seqs)
     assert n == n_py == 12 and abs(total - total_py) <= 1e-10

@@ -19,7 +19,7 @@ from microgpt.engines.python.value import Value
 from microgpt.init import init_weights
 from microgpt.sample import generate
 
-from conftest import NAMES
+from conftest import NAMES, max_abs_diff
 
 
 # ---------------------------------------------------------------- finite-difference checks
@@ -155,11 +155,6 @@ def train_both(config, tc, ds, weights, steps, max_len=None):
     return models, losses
 
 
-def max_weight_diff(a, b):
-    wa, wb = a.get_weights(), b.get_weights()
-    return max(abs(x - y) for n in wa for ra, rb in zip(wa[n], wb[n]) for x, y in zip(ra, rb))
-
-
 @pytest.fixture(scope="module")
 def reference_30():
     config, tc, ds, weights, rng = reference()
@@ -172,7 +167,7 @@ def test_reference_steps_match_textbook(reference_30):
     assert f"{losses['fused'][0]:.4f}" == "3.3660"
     for lt, lf in zip(losses["textbook"], losses["fused"]):
         assert abs(lt - lf) <= 1e-12
-    assert max_weight_diff(models["textbook"], models["fused"]) <= 1e-12
+    assert max_abs_diff(models["textbook"].get_weights(), models["fused"].get_weights()) <= 1e-12
 
 
 def test_forward_is_bit_identical():

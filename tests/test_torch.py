@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, max_abs_diff, recorded_losses, run_cli
 from microgpt import checkpoint
 from microgpt.config import GPTConfig
 from microgpt.data import load_dataset
@@ -28,15 +28,6 @@ TINY = ["--n-embd", "16", "--n-head", "4", "--eval-every", "0", "--num-samples",
 
 def options(**kw):
     return {"engine": "torch", "graph": None, "dtype": "float64", "device": "cpu", "compile": False, **kw}
-
-
-def max_diff(a, b):
-    return max(float(np.max(np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)))) for n in a)
-
-
-def losses(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return [json.loads(line)["train_loss"] for line in f]
 
 
 def test_parameters_are_the_seeds_names_and_shapes():
@@ -56,7 +47,7 @@ def test_float32_is_the_default_and_close_to_float64():
     assert f32.safetensors_dtype == "F32" and f32.module.wte.dtype == torch.float32
     seqs = [[6, 1, 2, 6], [6, 3, 6]]
     (l32, g32), (l64, g64) = f32.loss_and_grads(seqs), f64.loss_and_grads(seqs)
-    assert abs(l32 - l64) < 1e-5 and max_diff(g32, g64) < 1e-5
+    assert abs(l32 - l64) < 1e-5 and max_abs_diff(g32, g64) < 1e-5
 
 
 def test_dropout_changes_training_only_and_a_resumed_run_draws_the_same_masks():
@@ -78,7 +69,7 @@ def test_dropout_changes_training_only_and_a_resumed_run_draws_the_same_masks():
     resumed.set_optimizer_state(first.get_optimizer_state())
     for t in range(3, 5):
         resumed.train_step(batches[t - 1], 0.01, t, tc)
-    assert max_diff(resumed.get_weights(), straight.get_weights()) == 0.0
+    assert max_abs_diff(resumed.get_weights(), straight.get_weights()) == 0.0
 
 
 # ---------------------------------------------------------------- DDP
@@ -112,10 +103,11 @@ def test_two_gloo_processes_train_as_one_process_and_resume(tmp_path, names_path
 
     a, b = checkpoint.load(str(single)), checkpoint.load(str(ddp))
     assert b.state["step"] == 6
-    assert max_diff(a.weights, b.weights) <= 1e-9
-    assert max_diff(a.optimizer["v"], b.optimizer["v"]) <= 1e-9
-    assert max(abs(x - y) for x, y in zip(losses(single), losses(ddp))) <= 1e-9  # the logged loss is global
-    assert len(losses(ddp)) == 6
+    assert max_abs_diff(a.weights, b.weights) <= 1e-9
+    assert max_abs_diff(a.optimizer["v"], b.optimizer["v"]) <= 1e-9
+    single_losses, ddp_losses = recorded_losses(single), recorded_losses(ddp)
+    assert len(ddp_losses) == 6
+    assert max(abs(x - y) for x, y in zip(single_losses, ddp_losses)) <= 1e-9  # the logged loss is global
     for out in (first.stdout, second.stdout):  # only rank 0 logs
         assert out.count("data: ") == 1 and out.count("trained 3 steps") == 1
 
@@ -149,7 +141,7 @@ def test_compiled_model_computes_the_same_steps():
     tc = TrainConfig()
     for step, seqs in enumerate([[[6, 1, 2, 3, 6], [6, 4, 6]], [[6, 5, 6], [6, 1, 1, 2, 3, 4, 6]]]):
         assert abs(eager.train_step(seqs, 0.01, step + 1, tc) - compiled.train_step(seqs, 0.01, step + 1, tc)) <= 1e-12
-    assert max_diff(eager.get_weights(), compiled.get_weights()) <= 1e-12
+    assert max_abs_diff(eager.get_weights(), compiled.get_weights()) <= 1e-12
     assert abs(eager.eval_loss([[6, 2, 6]])[0] - compiled.eval_loss([[6, 2, 6]])[0]) <= 1e-12
 
 
