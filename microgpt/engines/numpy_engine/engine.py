@@ -26,10 +26,12 @@ class Model:
         # every parameter is a view into one flat array, so Adam updates them all in one go
         self.shapes = param_shapes(config)
         self.flat = np.zeros(sum(n_out * n_in for _, (n_out, n_in) in self.shapes), dtype=self.dtype)
-        self.grad = np.zeros_like(self.flat)
-        self.params = {name: Tensor(view) for name, view in self._views(self.flat).items()}
-        for name, _ in self.shapes:
-            self.params[name].data[...] = np.asarray(weights[name], dtype=np.float64)
+        self.params = {}
+        for name, view in self._views(self.flat).items():
+            view[...] = np.asarray(weights[name], dtype=np.float64)
+            self.params[name] = Tensor(view)
+        self.grad = np.zeros_like(self.flat)   # every step's gradients, laid out as self.flat
+        self.grad_views = self._views(self.grad)
         self.optimizer = Adam(self.flat)
 
     def _views(self, flat):
@@ -40,16 +42,19 @@ class Model:
             i += n_out * n_in
         return out
 
+    def _float64(self, flat):
+        """{name: a float64 copy of that parameter's entries in `flat`} (weights, moments, grads)."""
+        return {name: view.astype(np.float64) for name, view in self._views(flat).items()}
+
     def _batch(self, seqs):
         inputs, targets, mask = pad_batch(seqs)
         return np.array(inputs), np.array(targets), np.array(mask, dtype=self.dtype)
 
     def get_weights(self):
-        return {name: view.astype(np.float64) for name, view in self._views(self.flat).items()}
+        return self._float64(self.flat)
 
     def get_optimizer_state(self):
-        return {k: {name: view.astype(np.float64) for name, view in self._views(a).items()}
-                for k, a in (("m", self.optimizer.m), ("v", self.optimizer.v))}
+        return {"m": self._float64(self.optimizer.m), "v": self._float64(self.optimizer.v)}
 
     def set_optimizer_state(self, state):
         for k, a in (("m", self.optimizer.m), ("v", self.optimizer.v)):
@@ -62,7 +67,7 @@ class Model:
             p.grad = None
         L = loss(self.params, self.config, *self._batch(seqs), drop=drop)
         L.backward()
-        for name, view in self._views(self.grad).items():
+        for name, view in self.grad_views.items():
             g = self.params[name].grad
             view[...] = 0 if g is None else g
         return float(L.data)
@@ -80,7 +85,7 @@ class Model:
 
     def loss_and_grads(self, seqs):
         value = self._forward_backward(seqs)
-        return value, {name: view.astype(np.float64) for name, view in self._views(self.grad).items()}
+        return value, self._float64(self.grad)
 
     def eval_loss(self, seqs):
         inputs, targets, mask = self._batch(seqs)
