@@ -18,7 +18,7 @@ from microgpt import safetensors
 from microgpt.config import GPTConfig, TrainConfig
 from microgpt.data import atomic_write_bytes
 from microgpt.init import param_shapes
-from microgpt.tokenizer import CharTokenizer
+from microgpt import tokenizers
 
 CKPT = "checkpoint"
 
@@ -75,7 +75,7 @@ class Checkpoint:
         self.raw_config = cfg
         self.config = GPTConfig.from_dict(cfg["model"])
         self.train = TrainConfig.from_dict(cfg.get("train", {}))
-        self.tokenizer = CharTokenizer.from_dict(cfg["tokenizer"])
+        self.tokenizer = tokenizers.from_dict(cfg["tokenizer"])
         self.weights, self.optimizer, self.state = weights, optimizer, state
 
 
@@ -91,7 +91,7 @@ def load(run_dir, with_optimizer=True):
     state = _read_json(os.path.join(path, "state.json"))
     try:
         config = GPTConfig.from_dict(cfg["model"])
-        CharTokenizer.from_dict(cfg["tokenizer"])
+        tokenizers.from_dict(cfg["tokenizer"])
     except (KeyError, TypeError, ValueError, AttributeError):
         raise MicroGPTError(f"{path}/config.json is corrupt (no valid model or tokenizer): "
                             f"delete the run folder or train again") from None

@@ -15,7 +15,7 @@ import tempfile
 import urllib.request
 
 from microgpt import MicroGPTError
-from microgpt.tokenizer import CharTokenizer
+from microgpt.tokenizers import CharTokenizer
 
 NAMES_URL = ("https://raw.githubusercontent.com/karpathy/makemore/"
              "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt")

@@ -36,7 +36,11 @@ def estimate_loss(model, seqs, batch_size=64):
 
 def default_stream_prompt(tokenizer):
     """Continuous text has no BOS in training: start a sample from a newline (or the first character)."""
-    return "\n" if "\n" in tokenizer.stoi else tokenizer.chars[0]
+    try:
+        tokenizer.encode("\n")
+        return "\n"
+    except MicroGPTError:
+        return tokenizer.piece(0)
 
 
 class Run:

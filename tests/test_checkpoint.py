@@ -10,7 +10,7 @@ from microgpt import MicroGPTError, checkpoint, safetensors
 from microgpt.config import GPTConfig, TrainConfig
 from microgpt.data import Dataset
 from microgpt.init import init_weights
-from microgpt.tokenizer import CharTokenizer
+from microgpt.tokenizers import CharTokenizer
 
 np = pytest.importorskip("numpy")
 st_numpy = pytest.importorskip("safetensors.numpy")
