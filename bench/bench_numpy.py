@@ -16,28 +16,25 @@ shakespeare: tinyshakespeare as one stream, 4 layers, n_embd 128, 4 heads, block
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from microgpt.config import GPTConfig, TrainConfig, learning_rate  # noqa: E402
-from microgpt.data import load_dataset  # noqa: E402
-from microgpt.engines import get_engine  # noqa: E402
-from microgpt.init import init_weights, num_params  # noqa: E402
-from microgpt.train import estimate_loss  # noqa: E402
+from microgpt.config import EngineConfig, GPTConfig, RunConfig, TrainConfig, learning_rate
+from microgpt.engines import get_engine
+from microgpt.init import num_params
+from microgpt.run import Run
 
 DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", "")
 
 
-def setup(config, tc, path=None):
-    """Data, config (vocab from the data) and the seeded initial weights, in the seed's order."""
-    rng = random.Random(tc.seed)
-    ds = load_dataset(path, tc.data_mode, config.block_size, tc.val_frac, rng, quiet=True)
-    config.vocab_size = ds.tokenizer.vocab_size
-    return ds, init_weights(config, rng)
+def setup(config, tc, path=None, dtype="float64"):
+    """A run (data, config with the data's vocabulary, the seeded initial weights), and its model."""
+    run = Run(RunConfig(data=path, model=config, train=tc, engine=EngineConfig(name="numpy", dtype=dtype),
+                        quiet=True))
+    return run, run.model.get_weights()
 
 
 def step_times(model, ds, tc, steps):
@@ -52,11 +49,12 @@ def step_times(model, ds, tc, steps):
 
 def bench_reference(args):
     config, tc = GPTConfig(), TrainConfig()
-    ds, weights = setup(config, tc)
+    run, weights = setup(config, tc)
+    ds, config = run.ds, run.config
     python, numpy_engine = get_engine("python"), get_engine("numpy")
-    makers = {"textbook": lambda: python.Model(config, weights, {"graph": "textbook"}),
-              "fused": lambda: python.Model(config, weights, {"graph": "fused"}),
-              "numpy": lambda: numpy_engine.Model(config, weights, {"dtype": "float64"})}
+    makers = {"textbook": lambda: python.Model(config, weights, EngineConfig(graph="textbook")),
+              "fused": lambda: python.Model(config, weights, EngineConfig(graph="fused")),
+              "numpy": lambda: numpy_engine.Model(config, weights, EngineConfig(name="numpy", dtype="float64"))}
     times = {k: [[] for _ in range(args.steps)] for k in makers}
     for r in range(args.repeats):
         for k in (list(makers) if r % 2 == 0 else list(makers)[::-1]):
@@ -104,8 +102,8 @@ def describe(args):
 def bench_names(args):
     config = GPTConfig(n_layer=4, n_embd=64, n_head=4, block_size=16)
     probe_tc = schedule(args, 32, 10 ** 9)
-    ds, weights = setup(config, probe_tc)
-    probe = get_engine("numpy").Model(config, weights, {"dtype": "float32"})
+    run, weights = setup(config, probe_tc, dtype="float32")
+    ds, probe = run.ds, run.model
     t0 = time.perf_counter()
     tokens = train_for(probe, ds, probe_tc, 100, t0, 10 ** 9)
     per_step = (time.perf_counter() - t0) / 100
@@ -114,11 +112,11 @@ def bench_names(args):
           f"{describe(args)}")
     print(f"  first 100 steps: {per_step * 1e3:.1f} ms/step, {tokens / (per_step * 100):,.0f} tokens/s "
           f"-> {steps} steps for a {args.budget:.0f} s budget")
-    model = get_engine("numpy").Model(config, weights, {"dtype": "float32"})
+    run.model = get_engine("numpy").Model(run.config, weights, EngineConfig(name="numpy", dtype="float32"))
     t0 = time.perf_counter()
-    tokens = train_for(model, ds, schedule(args, 32, steps), steps, t0, max(1, steps // 10))
+    tokens = train_for(run.model, ds, schedule(args, 32, steps), steps, t0, max(1, steps // 10))
     elapsed = time.perf_counter() - t0
-    val = estimate_loss(model, ds.eval_sequences("val"))
+    val = run.evaluate_split("val")["loss"]
     print(f"  trained {steps} steps in {elapsed:.1f} s ({tokens / elapsed:,.0f} tokens/s); "
           f"val loss {val:.4f} over all {len(ds.val)} validation names")
 
@@ -126,16 +124,15 @@ def bench_names(args):
 def bench_shakespeare(args):
     config = GPTConfig(n_layer=4, n_embd=128, n_head=4, block_size=64)
     tc = schedule(args, 12, args.steps, "stream")
-    ds, weights = setup(config, tc, os.path.join(DATA_DIR, "tinyshakespeare.txt"))
-    print(f"tinyshakespeare (stream), {num_params(config):,} parameters (4 layers, n_embd 128, 4 heads, "
+    run, _ = setup(config, tc, os.path.join(DATA_DIR, "tinyshakespeare.txt"), dtype="float32")
+    print(f"tinyshakespeare (stream), {num_params(run.config):,} parameters (4 layers, n_embd 128, 4 heads, "
           f"block 64), batch 12, float32; {describe(args)}")
-    model = get_engine("numpy").Model(config, weights, {"dtype": "float32"})
     t0 = time.perf_counter()
-    tokens = train_for(model, ds, tc, args.steps, t0, max(1, args.steps // 10))
+    tokens = train_for(run.model, run.ds, tc, args.steps, t0, max(1, args.steps // 10))
     elapsed = time.perf_counter() - t0
-    val = estimate_loss(model, ds.eval_sequences("val"))
+    val = run.evaluate_split("val")["loss"]
     print(f"  trained {args.steps} steps in {elapsed:.1f} s ({tokens / elapsed:,.0f} tokens/s); "
-          f"val loss {val:.4f} over the last {len(ds.val):,} characters")
+          f"val loss {val:.4f} over the last {len(run.ds.val):,} characters")
 
 
 # hyper-parameters found by a small search (see the README); each can be overridden by its flag

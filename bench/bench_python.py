@@ -13,38 +13,34 @@ import argparse
 import gc
 import os
 import platform
-import random
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from microgpt.config import GPTConfig, TrainConfig, learning_rate  # noqa: E402
-from microgpt.data import load_dataset  # noqa: E402
-from microgpt.engines.python.engine import GRAPHS, Model  # noqa: E402
-from microgpt.init import init_weights  # noqa: E402
+from microgpt.config import EngineConfig, RunConfig, learning_rate
+from microgpt.engines.python.engine import GRAPHS, Model
+from microgpt.run import Run
 
 
 def setup(data):
     """The reference run's data, config and initial weights: one random stream, the seed's order."""
-    rng = random.Random(42)
-    config, tc = GPTConfig(), TrainConfig()
-    ds = load_dataset(data, tc.data_mode, config.block_size, tc.val_frac, rng, quiet=True)
-    config.vocab_size = ds.tokenizer.vocab_size
-    return config, tc, ds, init_weights(config, rng)
+    run = Run(RunConfig(data=data, quiet=True))
+    return run.config, run.cfg.train, run.ds, run.model.get_weights()
 
 
 def run_steps(graph, config, tc, ds, weights, steps, stats=False):
-    """Train `steps` steps from `weights`; returns per-step (seconds, loss, graph size)."""
-    model = Model(config, weights, {"graph": graph})
+    """Train `steps` steps from `weights`; returns per-step (seconds, loss, (graph nodes, edges))."""
+    model = Model(config, weights, EngineConfig(graph=graph, stats=stats))
     out = []
     for step in range(steps):
-        seqs = ds.train_batch(step, tc.batch_size, tc.seed, 0, 1)
+        seqs = ds.train_batch(step, tc.batch_size, tc.seed)
         lr = learning_rate(tc, step)
         t0 = time.perf_counter()
-        loss = model.train_step(seqs, lr, step + 1, tc, stats=stats)
-        out.append((time.perf_counter() - t0, loss, model.last_graph_size))
+        loss = model.train_step(seqs, lr, step + 1, tc)
+        info = model.step_info()
+        out.append((time.perf_counter() - t0, loss, (info.get("graph_nodes"), info.get("graph_edges"))))
     return out
 
 
@@ -56,11 +52,11 @@ def peak_memory(graph, config, tc, ds, weights, steps):
     except (ImportError, RuntimeError, AttributeError):
         return None
     try:
-        model = Model(config, weights, {"graph": graph})
+        model = Model(config, weights, EngineConfig(graph=graph))
         tracemalloc.reset_peak() if hasattr(tracemalloc, "reset_peak") else None
         base = tracemalloc.get_traced_memory()[0]
         for step in range(steps):
-            model.train_step(ds.train_batch(step, tc.batch_size, tc.seed, 0, 1), learning_rate(tc, step),
+            model.train_step(ds.train_batch(step, tc.batch_size, tc.seed), learning_rate(tc, step),
                              step + 1, tc)
         return tracemalloc.get_traced_memory()[1] - base
     except Exception:
@@ -97,7 +93,7 @@ def main():
         (_, lt, (nt, et)), (_, lf, (nf, ef)) = sizes["textbook"][i], sizes["fused"][i]
         diff = abs(lt - lf)
         max_diff = max(max_diff, diff)
-        n_tok = len(ds.train_batch(i, tc.batch_size, tc.seed, 0, 1)[0]) - 1
+        n_tok = len(ds.train_batch(i, tc.batch_size, tc.seed)[0]) - 1
         print(f"{i + 1:>4} {n_tok:>6} {med['textbook'][i] * 1e3:>11.1f} {med['fused'][i] * 1e3:>8.2f} "
               f"{med['textbook'][i] / med['fused'][i]:>6.1f} {nt:>10,}/{et:<10,} {nf:>8,}/{ef:<9,} {diff:>11.1e}")
     tot = {g: sum(med[g]) for g in GRAPHS}
@@ -109,7 +105,8 @@ def main():
           f"fused ~{tot['fused'] / args.steps * 1000:.1f} s")
     print(f"mean per step: textbook {nodes['textbook']:,.0f} nodes / {edges['textbook']:,.0f} edges, "
           f"fused {nodes['fused']:,.0f} nodes / {edges['fused']:,.0f} edges "
-          f"({nodes['textbook'] / nodes['fused']:.0f}x fewer nodes, {edges['textbook'] / edges['fused']:.1f}x fewer edges)")
+          f"({nodes['textbook'] / nodes['fused']:.0f}x fewer nodes, "
+          f"{edges['textbook'] / edges['fused']:.1f}x fewer edges)")
     print(f"max |loss difference| over the steps: {max_diff:.1e}")
     if args.mem_steps:
         for g in GRAPHS:

@@ -20,7 +20,6 @@ although causal attention needs half), peak = --peak-tflops (default 989 TFLOP/s
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
@@ -62,23 +61,21 @@ def data_path(name):
 
 
 def setup(spec, batch_size=None):
-    from microgpt.config import GPTConfig
-    from microgpt.data import load_dataset
-    from microgpt.init import init_weights
-    rng = random.Random(42)
-    config = GPTConfig(**spec["config"])
-    ds = load_dataset(data_path(spec["data"]), spec["mode"], config.block_size, 0.1, rng, quiet=True)
-    config.vocab_size = ds.tokenizer.vocab_size
-    return config, ds, init_weights(config, rng), batch_size or spec["batch"]
+    """A run of the spec's model on its data: (config, data, the seeded initial weights, batch size)."""
+    from microgpt.config import GPTConfig, RunConfig, TrainConfig
+    from microgpt.run import Run
+    run = Run(RunConfig(data=data_path(spec["data"]), model=GPTConfig(**spec["config"]),
+                        train=TrainConfig(data_mode=spec["mode"]), quiet=True))
+    return run.config, run.ds, run.model.get_weights(), batch_size or spec["batch"]
 
 
 class Trainer:
     """One engine's model, trained step after step (the data keeps moving) in timed chunks."""
 
     def __init__(self, engine, options, config, ds, weights, batch):
-        from microgpt.config import TrainConfig
+        from microgpt.config import EngineConfig, TrainConfig
         from microgpt.engines import get_engine
-        self.model = get_engine(engine).Model(config, weights, {"engine": engine, "graph": None, **options})
+        self.model = get_engine(engine).Model(config, weights, EngineConfig(name=engine, **options))
         self.ds, self.batch, self.tc, self.step = ds, batch, TrainConfig(batch_size=batch), 0
 
     def run(self, steps):
@@ -92,14 +89,15 @@ class Trainer:
 
 
 def bench_cpu(args):
+    import torch
+
     from microgpt import MicroGPTError
     from microgpt.engines import get_engine
     from microgpt.init import num_params
-    import torch
     engines = {"torch": {"dtype": args.dtype or "float32", "device": "cpu", "compile": args.compile}}
     try:
         get_engine("numpy")
-        engines["numpy"] = {"dtype": "float32", "device": None, "compile": False}
+        engines["numpy"] = {"dtype": "float32"}
     except MicroGPTError:
         print("numpy engine not available: timing the torch engine alone")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
@@ -134,6 +132,7 @@ def flops_per_token(config):
 
 def bench_cuda(args):
     import torch
+
     from microgpt.init import num_params
     if not torch.cuda.is_available():
         sys.exit("error: --device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")

@@ -1,12 +1,66 @@
-"""Model and training configuration. The defaults are the seed's reference run."""
+"""Configuration: the model, the optimisation, the engine and the run. The defaults are the
+seed's reference run. Each is a dataclass that saves to and loads from JSON with its types
+checked, so a hand-edited or hostile config.json is a clear error, not a crash later."""
 
-from dataclasses import asdict, dataclass, fields
+import math
+import typing
+from dataclasses import asdict, dataclass, field, fields
 
 from microgpt import MicroGPTError
 
+RMSNORM_EPS = 1e-5  # rmsnorm(x) = x * (mean(x^2) + RMSNORM_EPS) ** -0.5 in every engine
+INIT_STD = 0.08     # every weight starts as gauss(0, INIT_STD)
+
+
+def require(flag, value, rule):
+    """One check for every numeric option of every command: `rule` is positive (> 0),
+    nonneg (>= 0) or fraction ([0, 1)); NaN and infinities are refused everywhere."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if rule == "positive":
+        ok, want = ok and value > 0, "> 0"
+    elif rule == "nonneg":
+        ok, want = ok and value >= 0, ">= 0"
+    else:
+        ok, want = ok and 0 <= value < 1, "in [0, 1)"
+    if not ok:
+        raise MicroGPTError(f"--{flag.replace('_', '-')} must be a finite number {want}, got {value!r}")
+
+
+class JSONConfig:
+    """to_dict / from_dict for a config dataclass; from_dict checks each field's type."""
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__} must be a JSON object")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in fields(cls):
+            if f.name in d:
+                kwargs[f.name] = _checked(cls.__name__, f.name, hints[f.name], d[f.name])
+        return cls(**kwargs)
+
+
+def _checked(owner, name, typ, v):
+    optional = typing.get_origin(typ) is typing.Union and type(None) in typing.get_args(typ)
+    if optional:
+        if v is None:
+            return None
+        typ = next(t for t in typing.get_args(typ) if t is not type(None))
+    if isinstance(typ, type) and issubclass(typ, JSONConfig):
+        return typ.from_dict(v)
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if type(v) is not typ or (typ is float and not math.isfinite(v)):
+        raise ValueError(f"{owner}.{name} must be {typ.__name__}, got {str(v)[:40]!r}")
+    return v
+
 
 @dataclass
-class GPTConfig:
+class GPTConfig(JSONConfig):
     vocab_size: int = 27
     n_layer: int = 1
     n_embd: int = 16
@@ -27,17 +81,9 @@ class GPTConfig:
                 f"choose n_embd a multiple of n_head")
         return self
 
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in d.items() if k in names}).validate()
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JSONConfig):
     steps: int = 1000
     batch_size: int = 1           # documents (or windows) per step; 1 = the seed
     lr: float = 0.01
@@ -53,36 +99,72 @@ class TrainConfig:
     data_mode: str = "docs"       # docs (one document per line) | stream (continuous text)
 
     def validate(self):
-        if self.steps <= 0:
-            raise MicroGPTError(f"steps must be positive, got {self.steps}: pass --steps N with N >= 1")
-        if self.batch_size <= 0:
-            raise MicroGPTError(f"batch size must be positive, got {self.batch_size}: pass --batch-size B with B >= 1")
-        if not self.lr > 0:
-            raise MicroGPTError(f"learning rate must be positive, got {self.lr}: pass e.g. --lr 0.01")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise MicroGPTError(f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}: "
+                                    f"pass --{name.replace('_', '-')} N with N >= 1")
+        require("lr", self.lr, "positive")
+        require("eps", self.eps, "positive")
+        for name in ("weight_decay", "warmup_steps"):
+            require(name, getattr(self, name), "nonneg")
+        for name in ("dropout", "val_frac", "beta1", "beta2"):
+            require(name, getattr(self, name), "fraction")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use linear, cosine or constant")
-        if not 0 <= self.dropout < 1:
-            raise MicroGPTError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.weight_decay < 0:
-            raise MicroGPTError(f"weight decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_steps < 0:
-            raise MicroGPTError(f"warm-up steps must be >= 0, got {self.warmup_steps}")
-        if not 0 <= self.val_frac < 1:
-            raise MicroGPTError(f"validation fraction must be in [0, 1), got {self.val_frac}")
+        if self.data_mode not in ("docs", "stream"):
+            raise MicroGPTError(f"unknown --data-mode {self.data_mode!r}: use docs or stream")
         return self
 
-    def to_dict(self):
-        return asdict(self)
+
+@dataclass
+class EngineConfig(JSONConfig):
+    name: str = "python"            # python | numpy | torch
+    graph: str = "fused"            # python engine: textbook (the seed's graph) | fused
+    dtype: typing.Optional[str] = None   # numpy: float64 | float32; torch: float32 | float64 | bf16
+    device: typing.Optional[str] = None  # torch: cpu | cuda | cuda:N | mps
+    compile: bool = False           # torch: torch.compile the model
+    stats: bool = False             # python engine: measure each step's graph (nodes, edges)
+
+
+@dataclass
+class RunConfig(JSONConfig):
+    """Everything a training run needs. `Run(RunConfig(...)).train()` is what `microgpt train` does."""
+    out: typing.Optional[str] = None     # run directory (None: runs/<date-time>)
+    data: typing.Optional[str] = None    # text file, one document per line (None: the names data set)
+    model: GPTConfig = field(default_factory=GPTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    eval_every: int = 200                # estimate the validation loss every N steps (0: never)
+    eval_docs: int = 100                 # documents (windows) per estimate (0: all)
+    checkpoint_every: int = 0            # also save every N steps (always at the end)
+    log_every: int = 1                   # print and record every N steps (the mean over those steps)
+    stop_after: typing.Optional[int] = None  # stop (and save) after this step; the schedule spans train.steps
+    quiet: bool = False                  # print nothing but errors
+    tensorboard: bool = False            # also write TensorBoard event files into the run directory
 
     @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def load(cls, out):
+        """The config a run in `out` was saved with: change what you like and continue it with
+        Run(config, resume=True)."""
+        from microgpt import checkpoint
+        from microgpt.run import saved_config
+        return saved_config(checkpoint.load(out), out)
+
+    def validate(self):
+        for name in ("eval_every", "eval_docs", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise MicroGPTError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.log_every <= 0:
+            raise MicroGPTError(f"--log-every must be >= 1, got {self.log_every}")
+        if self.stop_after is not None and self.stop_after <= 0:
+            raise MicroGPTError(f"--stop-after must be >= 1, got {self.stop_after}")
+        self.model.validate()
+        self.train.validate()
+        return self
 
 
 def learning_rate(tc, step):
     """The learning rate for 0-based `step`. linear is the seed's: lr * (1 - step / steps)."""
-    import math
     if tc.lr_schedule == "constant":
         return tc.lr
     if tc.lr_schedule == "linear":

@@ -10,7 +10,6 @@ training order, and with it the seed's reference run, does not change.
 import hashlib
 import os
 import random
-import sys
 import tempfile
 import urllib.request
 
@@ -71,18 +70,43 @@ def atomic_write_bytes(path, raw):
         raise
 
 
-def read_text(path):
-    """The file's text, or a one-line error for a missing, empty, binary or non-UTF-8 file."""
+class DataFile:
+    """A text file as read: its path, its text and the SHA-256 of its bytes (a run records it,
+    so resuming on data that changed underneath is noticed)."""
+
+    def __init__(self, path, text, sha256):
+        self.path, self.text, self.sha256 = path, text, sha256
+
+
+def read_data(path=None):
+    """The --data file, or the names data set when path is None."""
+    path = path or default_names_path()
+    raw = _read_bytes(path)
+    return DataFile(path, decode_text(raw, path), hashlib.sha256(raw).hexdigest())
+
+
+def _read_bytes(path):
     if not os.path.exists(path):
         raise MicroGPTError(f"data file {path} does not exist: check the path given to --data")
     if os.path.isdir(path):
         raise MicroGPTError(f"data path {path} is a folder: pass a text file to --data")
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise MicroGPTError(f"cannot read data file {path} ({e.strerror}): check its permissions") from None
+
+
+def read_text(path):
+    """The file's text, or a one-line error for a missing, empty, binary or non-UTF-8 file."""
+    return decode_text(_read_bytes(path), path)
+
+
+def decode_text(raw, path):
     if b"\x00" in raw:
         raise MicroGPTError(f"data file {path} looks binary (it holds NUL bytes): pass a UTF-8 text file")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not a character of the text
     except UnicodeDecodeError as e:
         raise MicroGPTError(f"data file {path} is not UTF-8 text (bad byte at offset {e.start}): "
                             f"convert it to UTF-8") from None
@@ -117,10 +141,10 @@ class Dataset:
             self.val_text = set(docs[len(docs) - n_val:])
             self.n_truncated = sum(len(d) >= block_size for d in docs)
         else:
+            # split the TEXT (not the tokens), so every tokenizer is validated on the same characters
+            cut = len(text) - int(len(text) * val_frac)
             self.tokenizer = tokenizer or CharTokenizer.from_text(text)
-            ids = self.tokenizer.encode(text)
-            n_val = int(len(ids) * val_frac)
-            self.train, self.val = ids[:len(ids) - n_val], ids[len(ids) - n_val:]
+            self.train, self.val = self.tokenizer.encode(text[:cut]), self.tokenizer.encode(text[cut:])
             if len(self.train) < block_size + 1:
                 raise MicroGPTError(f"the text has {len(self.train)} training tokens, fewer than block_size + 1 "
                                     f"= {block_size + 1}: use more text or a smaller --block-size")
@@ -140,8 +164,8 @@ class Dataset:
     def _window(self, ids, start):
         return ids[start:start + self.block_size + 1]
 
-    def train_batch(self, step, batch_size, seed, rank=0, world_size=1):
-        """The token sequences of training step `step` (0-based), for this rank's share of the batch.
+    def train_batch(self, step, batch_size, seed):
+        """The token sequences of training step `step` (0-based).
 
         Deterministic in (seed, step): resuming at step s gives exactly the batches of an unbroken run.
         """
@@ -153,8 +177,7 @@ class Dataset:
             rng = random.Random(seed * 1_000_003 + step)
             hi = len(self.train) - self.block_size - 1
             seqs = [self._window(self.train, rng.randint(0, hi)) for _ in range(batch_size)]
-        per = len(seqs) // world_size
-        return seqs[rank * per:(rank + 1) * per] if world_size > 1 else seqs
+        return seqs
 
     def eval_sequences(self, split, max_seqs=0):
         """All (or the first max_seqs) sequences of a split, in a fixed order."""
@@ -169,10 +192,12 @@ class Dataset:
         return [self._window(data, s) for s in starts]
 
 
-def load_dataset(path, mode, block_size, val_frac, rng, tokenizer=None, quiet=False):
-    text = read_text(path if path else default_names_path())
-    ds = Dataset(text, mode, block_size, val_frac, rng, tokenizer)
-    if ds.n_truncated and not quiet:
-        print(f"note: {ds.n_truncated} documents are longer than block_size - 1 = {block_size - 1} "
-              f"characters; they are cut to block_size tokens (as the seed does)", file=sys.stderr)
-    return ds
+def bytes_covered(tokenizer, seqs):
+    """How many UTF-8 bytes of text the targets of `seqs` stand for: each token its bytes, and a
+    BOS target the one newline that ends its document. Loss summed / ln 2 / this = bits per byte,
+    the figure that compares models with different tokenizers on the same text."""
+    n = 0
+    for seq in seqs:
+        for t in seq[1:]:
+            n += 1 if t == tokenizer.BOS else len(tokenizer.token_bytes(t))
+    return n

@@ -1,8 +1,10 @@
-"""The seeded parameter initialisation, shared by every engine.
+"""The parameters' names and shapes, and the seeded initialisation every engine shares.
 
-Every weight is rng.gauss(0, 0.08), one call per element, row-major, matrices in the seed's
+Every weight is rng.gauss(0, INIT_STD), one call per element, row-major, matrices in the seed's
 order. Engines convert these floats, so one seed gives the same starting weights everywhere.
 """
+
+from microgpt.config import INIT_STD
 
 
 def param_shapes(config):
@@ -16,11 +18,22 @@ def param_shapes(config):
     return shapes
 
 
-def init_weights(config, rng, std=0.08):
+def param_slices(config):
+    """(name, [out, in], start, end): where each matrix lies when all of them are laid out
+    flat, one after another, in the seed's order (as engines keep them for Adam)."""
+    out, start = [], 0
+    for name, (n_out, n_in) in param_shapes(config):
+        out.append((name, [n_out, n_in], start, start + n_out * n_in))
+        start += n_out * n_in
+    return out
+
+
+def num_params(config):
+    return param_slices(config)[-1][3]
+
+
+def init_weights(config, rng, std=INIT_STD):
     """{name: list of rows of floats}, drawn from `rng` (a random.Random) in the seed's order."""
     return {name: [[rng.gauss(0, std) for _ in range(n_in)] for _ in range(n_out)]
             for name, (n_out, n_in) in param_shapes(config)}
 
-
-def num_params(config):
-    return sum(n_out * n_in for _, (n_out, n_in) in param_shapes(config))

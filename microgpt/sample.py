@@ -1,10 +1,14 @@
-"""Sampling policy, shared by every engine: the engine gives logits, this picks tokens.
+"""Sampling, shared by every engine: the engine gives logits, this picks tokens.
 
-The arithmetic copies the seed's Value softmax float for float (l / T computed as l * T**-1,
-a left-to-right sum, e * total**-1) so that the same logits draw the same samples.
+Temperature 0 means greedy decoding (the likeliest token, no random draw) in every command.
+Otherwise the arithmetic copies the seed's (l / T computed as l * T**-1, then its softmax), so
+the same logits draw the same samples from the same random stream.
 """
 
 import math
+
+from microgpt import MicroGPTError
+from microgpt.softmax import softmax
 
 
 def probs_from_logits(logits, temperature=1.0, top_k=0):
@@ -12,50 +16,55 @@ def probs_from_logits(logits, temperature=1.0, top_k=0):
     if top_k and top_k < len(scaled):
         kth = sorted(scaled, reverse=True)[top_k - 1]
         scaled = [s if s >= kth else -math.inf for s in scaled]
-    max_val = max(scaled)
-    exps = [math.exp(s - max_val) for s in scaled]
-    total = 0.0
-    for e in exps:  # left to right, as the seed's Value sum (not the compensated built-in sum)
-        total += e
-    inv = total ** -1
-    return [e * inv for e in exps]
+    return softmax(scaled)
 
 
-def generate(model, tokenizer, rng, block_size, temperature=0.5, top_k=0, prompt="",
-             max_new_tokens=None, stop_at_bos=True):
-    """One sample: feed [BOS] + prompt, then draw tokens until BOS (docs) or max_new_tokens.
+def pick(logits, rng, temperature, top_k=0):
+    """The next token: the argmax at temperature 0, else a draw from softmax(logits / T) (top-k)."""
+    if temperature == 0:
+        return max(range(len(logits)), key=logits.__getitem__)
+    probs = probs_from_logits(logits, temperature, top_k)
+    return rng.choices(range(len(probs)), weights=probs)[0]
 
-    Returns the generated text (prompt included). When the context reaches block_size the cache
-    is rebuilt from the last block_size // 2 tokens, so text can run past the model's window.
+
+def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0.5, top_k=0, stop=(),
+             slide=False):
+    """Continue each prompt (a non-empty list of token ids); returns the new tokens of each.
+
+    All rows advance together, one position per model call -- a prompt is fed token by token
+    too, so prompts of different lengths share every call, and each row starts drawing when its
+    prompt is used up (rows draw in order, so a batch is reproducible from the random stream).
+    A row ends at a token in `stop` (not returned), after max_new_tokens, or when the context
+    is full (block_size positions); with `slide`, a full context is instead rebuilt from the
+    last block_size // 2 tokens of every row, so text can run past the model's window.
     """
-    prompt_ids = tokenizer.encode(prompt)
-    context = ([tokenizer.BOS] if stop_at_bos or not prompt_ids else []) + prompt_ids
-    if max_new_tokens is None:
-        max_new_tokens = block_size - len(prompt_ids)  # the seed: stop after block_size positions
-    out = list(prompt_ids)
-    gen, pos, logits = model.generator(), 0, None
-    for tok in context:
+    for p in prompts:
+        if not p or len(p) > block_size:
+            raise MicroGPTError(f"a prompt of {len(p)} tokens does not fit: the model reads 1 to "
+                                f"{block_size} tokens (its block_size); use a shorter prompt")
+    seqs = [list(p) for p in prompts]
+    new = [[] for _ in prompts]
+    live = [max_new_tokens is None or max_new_tokens > 0 for _ in prompts]
+    gen, pos, shift = model.generator(len(prompts)), 0, 0  # seqs[b][shift + pos] is fed at `pos`
+    while any(live):
         if pos == block_size:
-            break
-        logits = gen.next_logits(tok, pos)
+            if not slide:
+                break
+            keep = block_size // 2  # the window restarts from the last `keep` tokens, the pending one last
+            shift += block_size + 1 - keep
+            gen, pos = model.generator(len(prompts)), 0
+        tokens = [s[shift + pos] if shift + pos < len(s) else 0 for s in seqs]  # (ended rows: any token)
+        logits = gen.next_logits(tokens, pos)
         pos += 1
-    for _ in range(max(0, max_new_tokens)):
-        if logits is None:
-            break
-        probs = probs_from_logits(logits, temperature, top_k)
-        token_id = rng.choices(range(len(probs)), weights=probs)[0]
-        if token_id == tokenizer.BOS and stop_at_bos:
-            break
-        out.append(token_id)
-        if pos == block_size:
-            if stop_at_bos:
-                break  # a document is at most block_size tokens long
-            keep = out[-(block_size // 2):]
-            gen, pos = model.generator(), 0
-            for tok in keep[:-1]:
-                gen.next_logits(tok, pos)
-                pos += 1
-            token_id = keep[-1]
-        logits = gen.next_logits(token_id, pos)
-        pos += 1
-    return tokenizer.decode(out)
+        for b, s in enumerate(seqs):
+            if not live[b] or shift + pos < len(s):  # ended, or its prompt goes on
+                continue
+            token = pick(logits[b], rng, temperature, top_k)
+            if token in stop:
+                live[b] = False
+                continue
+            s.append(token)
+            new[b].append(token)
+            if max_new_tokens is not None and len(new[b]) >= max_new_tokens:
+                live[b] = False
+    return new

@@ -4,21 +4,11 @@ import os
 import shutil
 
 import pytest
+from helpers import ROOT, assert_one_line_error, run_cli
 
-from conftest import ROOT, run_cli
 from microgpt import checkpoint
 
 QUICK = ["--steps", "3", "--eval-every", "0", "--num-samples", "1", "--graph", "textbook"]
-
-
-def assert_one_line_error(p, *words):
-    assert p.returncode != 0
-    assert "Traceback" not in p.stderr
-    lines = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith("note:")]
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("error: ")
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -163,5 +153,37 @@ def test_loss_that_becomes_nan_stops_and_keeps_the_last_checkpoint(tmp_path, nam
     assert checkpoint.load(str(out)).state["step"] == 2
 
 
-def test_bad_sampling_options(trained_run):
-    assert_one_line_error(run_cli("sample", "--out", trained_run, "--temperature", "0"), "temperature")
+@pytest.mark.parametrize("cmd,flag,value,words", [
+    ("sample", "--temperature", "-1", "--temperature must be a finite number >= 0"),
+    ("sample", "--temperature", "nan", "--temperature must be a finite number >= 0"),
+    ("sample", "--temperature", "inf", "--temperature must be a finite number >= 0"),
+    ("sample", "--top-k", "-2", "--top-k must be"),
+    ("sample", "--num", "-1", "--num must be"),
+    ("sample", "--num", "x", "--num: invalid int value"),
+    ("eval", "--max-docs", "-5", "--max-docs must be"),
+    ("train", "--temperature", "nan", "--temperature must be"),
+    ("train", "--lr", "nan", "--lr must be a finite number > 0"),
+    ("train", "--lr", "inf", "--lr must be a finite number > 0"),
+    ("train", "--lr", "0", "--lr must be a finite number > 0"),
+    ("train", "--weight-decay", "-0.1", "--weight-decay must be a finite number >= 0"),
+    ("train", "--dropout", "1", "--dropout must be a finite number in [0, 1)"),
+    ("train", "--val-frac", "nan", "--val-frac must be"),
+    ("train", "--warmup-steps", "-1", "--warmup-steps must be"),
+    ("train", "--eval-every", "-1", "--eval-every must be >= 0"),
+    ("train", "--log-every", "0", "--log-every must be >= 1"),
+    ("train", "--stop-after", "0", "--stop-after must be >= 1"),
+    ("train", "--num-samples", "-1", "--num-samples must be >= 0"),
+])
+def test_numeric_options_are_checked_alike_in_every_command(trained_run, tmp_path, cmd, flag, value, words):
+    out = trained_run if cmd != "train" else tmp_path / "new"
+    args = [cmd, "--out", out] + (QUICK if cmd == "train" else []) + [flag, value]
+    assert_one_line_error(run_cli(*args), words)
+    assert not (tmp_path / "new").exists()
+
+
+def test_temperature_zero_is_greedy_decoding(trained_run):
+    """--temperature 0 picks the likeliest token every time: the same sample whatever the seed."""
+    outs = [run_cli("sample", "--out", trained_run, "--temperature", "0", "--num", "3", "--seed", str(s), check=True)
+            for s in (1, 2)]
+    samples = [l.split(": ", 1)[1] for l in outs[0].stdout.splitlines()]
+    assert len(set(samples)) == 1 and outs[0].stdout == outs[1].stdout

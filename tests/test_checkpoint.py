@@ -25,8 +25,8 @@ def _lists(matrices):
 
 def _save(run_dir, weights, dtype="F64", step=7):
     opt = {"m": weights, "v": weights}
-    checkpoint.save(str(run_dir), weights=weights, optimizer=opt, config=CONFIG, train=TrainConfig(),
-                    tokenizer=CharTokenizer("abcde"), state={"step": step, "rng_state": None}, dtype=dtype)
+    checkpoint.save(str(run_dir), weights=weights, optimizer=opt, config=CONFIG, tokenizer=CharTokenizer("abcde"),
+                    state={"step": step, "rng_state": None}, meta={"train": TrainConfig().to_dict()}, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype,np_dtype", [("F64", np.float64), ("F32", np.float32)])
@@ -111,7 +111,7 @@ def test_default_names_download_failure_says_what_to_do(monkeypatch, tmp_path):
     def offline(*a, **k):
         raise OSError("network is unreachable")
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
-    with pytest.raises(MicroGPTError, match="--data FILE.*MICROGPT_DATA_DIR"):
+    with pytest.raises(MicroGPTError, match=r"--data FILE.*MICROGPT_DATA_DIR"):
         data.default_names_path()
 
 
@@ -130,7 +130,9 @@ def test_download_is_verified_and_cached(monkeypatch, tmp_path):
     with pytest.raises(MicroGPTError, match="SHA-256"):
         data.default_names_path()
     assert not os.path.exists(tmp_path / "microgpt" / "names.txt")
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: Resp(open(names, "rb").read()))
+    with open(names, "rb") as f:
+        raw = f.read()
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: Resp(raw))
     path = data.default_names_path()
     assert path == str(tmp_path / "microgpt" / "names.txt")
     assert data.default_names_path() == path  # now found in the cache

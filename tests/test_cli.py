@@ -5,8 +5,8 @@ import math
 import re
 
 import pytest
+from helpers import run_cli
 
-from conftest import run_cli
 from microgpt.config import TrainConfig, learning_rate
 
 QUICK = ["--eval-every", "0", "--graph", "textbook"]
@@ -51,7 +51,8 @@ def test_own_data_train_sample_eval(tmp_path):
     samples = re.findall(r"^sample +\d+: (\S*)  \((in train|in val|new)\)$", s.stdout, re.M)
     assert len(samples) == 5 and all(text.startswith("b") for text, _ in samples)
     e = run_cli("eval", "--out", out, "--graph", "textbook", check=True)
-    assert re.search(r"^train loss \d+\.\d{4} \(\d+ sequences\)$", e.stdout, re.M)
+    assert re.search(r"^train loss \d+\.\d{4} \| \d+\.\d{4} bits per byte \(\d+ sequences, \d+ tokens\)$",
+                     e.stdout, re.M)
     assert re.search(r"^val loss \d+\.\d{4}", e.stdout, re.M)
 
 

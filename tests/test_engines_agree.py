@@ -5,16 +5,16 @@ between engines, resume included."""
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import FIRST_FIVE, FLOAT64, max_abs_diff, printed_losses, printed_samples, recorded_losses, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conftest import FIRST_FIVE, max_abs_diff, printed_losses, printed_samples, recorded_losses, run_cli
 from microgpt import MicroGPTError, checkpoint
 from microgpt.config import GPTConfig, TrainConfig, learning_rate
 from microgpt.engines import get_engine
 from microgpt.init import init_weights
 
 ARRAY_ENGINES = ["numpy", "torch"]
-FLOAT64 = {"numpy": {"dtype": "float64"}, "torch": {"dtype": "float64", "device": "cpu"}}
 
 
 def engine_or_skip(name):
@@ -30,7 +30,8 @@ def python_and(engine, seed, std):
     module = engine_or_skip(engine)
     config = GPTConfig(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6)
     weights = init_weights(config, random.Random(seed), std=std)
-    return config, get_engine("python").Model(config, weights, {}), module.Model(config, weights, FLOAT64[engine])
+    py = get_engine("python").Model(config, weights, FLOAT64["python"])
+    return config, py, module.Model(config, weights, FLOAT64[engine])
 
 
 @st.composite
@@ -52,16 +53,31 @@ def small_problems(draw):
 def test_gradients_at_init_equal_the_python_engine(engine, problem):
     module = engine_or_skip(engine)
     config, weights, seqs = problem
-    loss_py, grads_py = get_engine("python").Model(config, weights, {}).loss_and_grads(seqs)
+    loss_py, grads_py = get_engine("python").Model(config, weights, FLOAT64["python"]).loss_and_grads(seqs)
     loss, grads = module.Model(config, weights, FLOAT64[engine]).loss_and_grads(seqs)
     assert abs(loss - loss_py) <= 1e-10
     assert max_abs_diff(grads, grads_py) <= 1e-10
 
 
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)
-def test_reference_run_equals_the_python_engine(engine, reference_run, tmp_path):
+@settings(max_examples=25, deadline=None)
+@given(problem=small_problems(), data=st.data())
+def test_weighted_loss_and_gradients_equal_the_python_engine(engine, problem, data):
+    """Per-target-token weights (an SFT mask, RL advantages: any real numbers, zeros included)."""
+    module = engine_or_skip(engine)
+    config, weights, seqs = problem
+    w = [data.draw(st.lists(st.sampled_from([0.0, 1.0, -0.75, 0.3, 2.5]), min_size=len(s) - 1,
+                            max_size=len(s) - 1)) for s in seqs]
+    loss_py, grads_py = get_engine("python").Model(config, weights, FLOAT64["python"]).loss_and_grads(seqs, w)
+    loss, grads = module.Model(config, weights, FLOAT64[engine]).loss_and_grads(seqs, w)
+    assert abs(loss - loss_py) <= 1e-10
+    assert max_abs_diff(grads, grads_py) <= 1e-10
+
+
+@pytest.mark.parametrize("engine", ARRAY_ENGINES)
+def test_reference_run_equals_the_python_engine(engine, reference_run_cli, tmp_path):
     engine_or_skip(engine)
-    ref_out, ref_stdout = reference_run
+    ref_out, ref_stdout = reference_run_cli
     out = tmp_path / engine
     flags = ["--device", "cpu"] if engine == "torch" else []
     p = run_cli("train", "--engine", engine, "--dtype", "float64", *flags, "--out", out, check=True)
@@ -115,12 +131,15 @@ def test_batched_training_equals_the_python_engine(engine):
 
 
 @pytest.mark.parametrize("engine", ARRAY_ENGINES)
-def test_kv_cache_logits_and_eval_loss_equal_the_python_engine(engine):
+def test_kv_cache_logits_and_token_losses_equal_the_python_engine(engine):
     config, py, model = python_and(engine, seed=3, std=0.5)
     seqs = [[6, 1, 2, 3, 6], [6, 4, 6], [6, 0, 1, 2, 3, 4, 5]]
-    (total_py, n_py), (total, n) = py.eval_loss(seqs), model.eval_loss(seqs)
-    assert n == n_py == 12 and abs(total - total_py) <= 1e-10
-    gen_py, gen = py.generator(), model.generator()
-    for pos, tok in enumerate([6, 0, 5, 5, 2, 1]):  # block_size positions, one token at a time
-        a, b = gen.next_logits(tok, pos), gen_py.next_logits(tok, pos)
-        assert len(a) == config.vocab_size and max(abs(x - y) for x, y in zip(a, b)) <= 1e-10
+    got, want = model.token_losses(seqs), py.token_losses(seqs)
+    assert [len(l) for l in got] == [len(l) for l in want] == [4, 2, 6]
+    assert max(abs(a - b) for ga, wa in zip(got, want) for a, b in zip(ga, wa)) <= 1e-10
+    rows = [[6, 0, 5, 5, 2, 1], [6, 3, 3, 1, 0, 6]]
+    gen_py, gen = py.generator(2), model.generator(2)
+    for pos in range(6):  # block_size positions, one token per row at a time
+        a, b = gen.next_logits([r[pos] for r in rows], pos), gen_py.next_logits([r[pos] for r in rows], pos)
+        assert len(a) == 2 and len(a[0]) == config.vocab_size
+        assert max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)) <= 1e-10

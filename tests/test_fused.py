@@ -5,22 +5,18 @@
 """
 
 import math
-import os
 import random
 
 import pytest
+from helpers import max_abs_diff, reference_run
 
-from microgpt.config import GPTConfig, TrainConfig, learning_rate
-from microgpt.data import load_dataset
+from microgpt.config import EngineConfig, GPTConfig, learning_rate
 from microgpt.engines.python import fused, textbook
 from microgpt.engines.python.engine import Model
 from microgpt.engines.python.unrolled import accumulate_fn, dot_fn
-from microgpt.engines.python.value import Value
 from microgpt.init import init_weights
-from microgpt.sample import generate
-
-from conftest import NAMES, max_abs_diff
-
+from microgpt.reference import Value
+from microgpt.run import sample_texts
 
 # ---------------------------------------------------------------- finite-difference checks
 
@@ -34,9 +30,9 @@ def grad_check(build, leaves_data, seed=0, h=1e-6, tol=1e-6):
     acc = 0.0
     for c, o in zip(coefs, outs):
         acc += c * o.data
-    top = Value(acc, outs, coefs)
-    tape.append(top)
-    fused.backward(top, tape)
+    top = fused.Loss(acc, outs, coefs)
+    top.tape = tape
+    fused.backward(top)
 
     def f(data):
         outs = build([Value(d) for d in data], [])
@@ -98,21 +94,27 @@ def test_cross_entropy_node_gradient():
     grad_check(lambda leaves, tape: [fused.cross_entropy(leaves, 2, tape)], rand(7, 4))
 
 
-def test_mean_loss_node_and_gpt_gradient():
-    """The whole fused forward (embeddings, every node, the mean) against finite differences."""
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean_loss_node_and_gpt_gradient(weighted):
+    """The whole fused forward (embeddings, every node, the mean or the weighted sum) against
+    finite differences."""
     config = GPTConfig(vocab_size=5, n_layer=1, n_embd=4, n_head=2, block_size=4)
     weights = init_weights(config, random.Random(5), std=0.5)
     names = list(weights)
     shapes = [(len(weights[n]), len(weights[n][0])) for n in names]
     flat = [w for n in names for row in weights[n] for w in row]
     seqs = [[4, 1, 2, 4], [4, 3, 4]]
+    weights = [[0.5, -1.0, 0.0], [2.0, 0.25]] if weighted else None
 
     def build(leaves, tape):
         sd, i = {}, 0
         for n, (r, c) in zip(names, shapes):
             sd[n] = [leaves[i + k * c:i + (k + 1) * c] for k in range(r)]
             i += r * c
-        return [fused.loss(sd, config, seqs, tape)]
+        node = fused.loss(sd, config, seqs, weights)
+        tape.extend(node.tape)  # the check's own top node walks this graph's tape too
+        tape.append(node)
+        return [node]
 
     grad_check(build, flat, tol=1e-5)
 
@@ -133,18 +135,13 @@ def test_unrolled_loops_match_plain_loops():
 # ---------------------------------------------------------------- same numbers as the textbook graph
 
 def reference(config=None, batch_size=1):
-    if not os.path.exists(NAMES):
-        pytest.skip("names.txt not found: set MICROGPT_DATA_DIR")
-    rng = random.Random(42)
-    config = config or GPTConfig()
-    tc = TrainConfig(batch_size=batch_size)
-    ds = load_dataset(NAMES, tc.data_mode, config.block_size, tc.val_frac, rng, quiet=True)
-    config.vocab_size = ds.tokenizer.vocab_size
-    return config, tc, ds, init_weights(config, rng), rng
+    """The reference run's (config, train config, data, initial weights, random stream)."""
+    run = reference_run(model=config, batch_size=batch_size)
+    return run.config, run.cfg.train, run.ds, run.model.get_weights(), run.rng
 
 
 def train_both(config, tc, ds, weights, steps, max_len=None):
-    models = {g: Model(config, weights, {"graph": g}) for g in ("textbook", "fused")}
+    models = {g: Model(config, weights, EngineConfig(graph=g)) for g in ("textbook", "fused")}
     losses = {g: [] for g in models}
     for step in range(steps):
         seqs = ds.train_batch(step, tc.batch_size, tc.seed)
@@ -173,12 +170,14 @@ def test_reference_steps_match_textbook(reference_30):
 def test_forward_is_bit_identical():
     """Same weights in: the fused graph computes every logit and loss with the seed's float operations."""
     config, tc, ds, weights, _ = reference()
-    m = Model(config, weights, {"graph": "fused"})
+    m = Model(config, weights, EngineConfig(graph="fused"))
     for seq in (ds.train_batch(s, 1, 42)[0] for s in range(5)):
-        lt = [l.data for l in textbook.sequence_losses(m.state_dict, config, seq)]
-        lf = [l.data for l in fused.sequence_losses(m.state_dict, config, seq)]
+        lt = [l.data for l in textbook.token_losses(m.state_dict, config, seq)]
+        lf = [l.data for l in fused.token_losses(m.state_dict, config, seq)]
         assert lt == lf
         assert textbook.loss(m.state_dict, config, [seq]).data == fused.loss(m.state_dict, config, [seq]).data
+        w = [[0.5 * i - 1 for i in range(len(seq) - 1)]]
+        assert textbook.loss(m.state_dict, config, [seq], w).data == fused.loss(m.state_dict, config, [seq], w).data
 
 
 def test_same_samples_from_same_weights(reference_30):
@@ -188,8 +187,8 @@ def test_same_samples_from_same_weights(reference_30):
     for g in ("textbook", "fused"):
         rng.setstate(state)
         # same weights in both models: load the fused model's weights into a textbook-graph model
-        m = Model(config, models["fused"].get_weights(), {"graph": g})
-        samples[g] = [generate(m, ds.tokenizer, rng, config.block_size, 0.5) for _ in range(20)]
+        m = Model(config, models["fused"].get_weights(), EngineConfig(graph=g))
+        samples[g] = sample_texts(m, ds.tokenizer, config, "docs", rng, 20)
     assert samples["textbook"] == samples["fused"]
     assert len(set(samples["fused"])) > 1
 
@@ -199,10 +198,12 @@ def test_graph_size_stats():
     seqs = ds.train_batch(0, 1, 42)
     sizes = {}
     for g in ("textbook", "fused"):
-        m = Model(config, weights, {"graph": g})
-        m.train_step(seqs, 0.01, 1, tc, stats=True)
-        sizes[g] = m.last_graph_size
-    assert sizes["fused"][0] * 5 < sizes["textbook"][0] and sizes["fused"][1] < sizes["textbook"][1]
+        m = Model(config, weights, EngineConfig(graph=g, stats=True))
+        m.train_step(seqs, 0.01, 1, tc)
+        sizes[g] = m.step_info()
+    assert sizes["fused"]["graph_nodes"] * 5 < sizes["textbook"]["graph_nodes"]
+    assert sizes["fused"]["graph_edges"] < sizes["textbook"]["graph_edges"]
+    assert Model(config, weights, EngineConfig()).step_info() == {}
 
 
 def test_bigger_config_agrees():
@@ -233,6 +234,6 @@ def test_full_reference_run_matches_textbook():
     samples = {}
     for g, m in models.items():
         rng.setstate(state)
-        samples[g] = [generate(m, ds.tokenizer, rng, config.block_size, 0.5) for _ in range(20)]
+        samples[g] = sample_texts(m, ds.tokenizer, config, "docs", rng, 20)
     assert samples["textbook"] == samples["fused"]
     assert samples["fused"][:5] == ["kamon", "ann", "karai", "jaire", "vialan"]

@@ -8,8 +8,9 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from conftest import SHAKESPEARE, run_cli  # noqa: E402
-from microgpt.config import GPTConfig  # noqa: E402
+from helpers import SHAKESPEARE, run_cli  # noqa: E402
+
+from microgpt.config import EngineConfig, GPTConfig  # noqa: E402
 from microgpt.engines.numpy_engine import tensor as T  # noqa: E402
 from microgpt.engines.numpy_engine.engine import Model  # noqa: E402
 from microgpt.engines.numpy_engine.model import gpt  # noqa: E402
@@ -82,40 +83,43 @@ def test_attention_is_causal():
     assert not np.allclose(out[0, 3], out2[0, 3])
 
 
-def test_cross_entropy_with_padding_mask():
+def test_cross_entropy_with_padding_and_weights():
+    """Weights multiply each target token's loss; padding weighs 0 (mask / count = the mean)."""
     targets = np.array([[1, 0, 3], [2, 2, 0]])
-    mask = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    grad_check(lambda l: T.cross_entropy(l, targets, mask), rs.standard_normal((2, 3, 4)))
+    mean = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]) / 4
+    signed = np.array([[0.5, -2.0, 0.0], [1.5, 0.0, 0.0]])
+    for w in (mean, signed):
+        grad_check(lambda l, w=w: T.cross_entropy(l, targets, w), rs.standard_normal((2, 3, 4)))
     logits = rs.standard_normal((2, 3, 4))
-    loss = T.cross_entropy(T.Tensor(logits), targets, mask).data
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    expected = -(logp[0, 0, 1] + logp[0, 1, 0] + logp[0, 2, 3] + logp[1, 0, 2]) / 4
-    assert loss == pytest.approx(expected, abs=1e-14)
+    loss = T.cross_entropy(T.Tensor(logits), targets, mean).data
+    assert loss == pytest.approx(-(logp[0, 0, 1] + logp[0, 1, 0] + logp[0, 2, 3] + logp[1, 0, 2]) / 4, abs=1e-14)
+    loss = T.cross_entropy(T.Tensor(logits), targets, signed).data
+    assert loss == pytest.approx(-(0.5 * logp[0, 0, 1] - 2 * logp[0, 1, 0] + 1.5 * logp[1, 0, 2]), abs=1e-14)
 
 
 def _small_model(dtype="float64", **kw):
     config = GPTConfig(**{**dict(vocab_size=7, n_layer=2, n_embd=8, n_head=2, block_size=6), **kw})
-    return Model(config, init_weights(config, random.Random(3), std=0.3), {"dtype": dtype})
+    return Model(config, init_weights(config, random.Random(3), std=0.3), EngineConfig(name="numpy", dtype=dtype))
 
 
 def test_kv_cache_equals_full_recomputation():
     m = _small_model()
-    tokens = [6, 1, 4, 4, 2, 0]
-    gen = m.generator()
-    for pos, tok in enumerate(tokens):
-        cached = gen.next_logits(tok, pos)
-        full = gpt(m.params, m.config, np.array([tokens[:pos + 1]])).data[0, -1]
+    rows = [[6, 1, 4, 4, 2, 0], [6, 0, 0, 5, 3, 1]]
+    gen = m.generator(batch_size=2)
+    for pos in range(6):
+        cached = gen.next_logits([r[pos] for r in rows], pos)
+        full = gpt(m.params, m.config, np.array([r[:pos + 1] for r in rows])).data[:, -1]
         np.testing.assert_allclose(cached, full, rtol=0, atol=1e-13)
 
 
 def test_padding_does_not_change_the_loss():
     m = _small_model()
     a, b = [6, 1, 2, 6], [6, 3, 4, 5, 1, 6]
-    la, na = m.eval_loss([a])
-    lb, nb = m.eval_loss([b])
-    lab, nab = m.eval_loss([a, b])  # a is padded to b's length
-    assert nab == na + nb == 8
-    assert lab == pytest.approx(la + lb, abs=1e-12)
+    (la,), (lb,) = m.token_losses([a]), m.token_losses([b])
+    pa, pb = m.token_losses([a, b])  # a is padded to b's length
+    assert len(pa) == 3 and len(pb) == 5
+    np.testing.assert_allclose(pa + pb, la + lb, rtol=0, atol=1e-12)
 
 
 def test_float32_follows_float64():

@@ -1,4 +1,5 @@
-"""The seed's published run, number for number, through the real CLI; exact resume."""
+"""The seed's published run, number for number: microgpt/reference.py on its own, the CLI's
+textbook and fused graphs, and exact resume."""
 
 import os
 import re
@@ -7,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import FIRST_FIVE, NAMES, ROOT, printed_losses, printed_samples, recorded_losses, reference_run, run_cli
 
-from conftest import FIRST_FIVE, ROOT, printed_losses, printed_samples, run_cli
-from microgpt import checkpoint
+from microgpt import checkpoint, reference
 
 
 def _check_reference(stdout):
@@ -22,26 +23,81 @@ def _check_reference(stdout):
     return samples
 
 
-def test_reference_run_through_the_cli(reference_run):
-    out, stdout = reference_run
+def test_reference_run_through_the_cli(reference_run_cli):
+    out, stdout = reference_run_cli
     assert "4,192 parameters" in stdout
     _check_reference(stdout)
     for name in ("model.safetensors", "optimizer.safetensors", "config.json", "state.json"):
         assert os.path.exists(out / "checkpoint" / name)
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1000
-    assert '"val_loss"' in lines[-1]
+    assert '"val_loss"' in lines[-1] and '"val_bpb"' in lines[-1]
 
 
-def test_sample_continues_the_runs_random_stream(reference_run):
-    out, stdout = reference_run
+def _reference_py(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "microgpt.reference", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=1800, check=True).stdout
+
+
+def _same_run(ref_stdout, cli_stdout, steps):
+    """reference.py's printed run equals the CLI's, line for line (4 decimals), and its
+    losses equal the CLI's recorded ones at full precision."""
+    assert re.findall(r"^step .*$", ref_stdout, re.M) == re.findall(r"^step +\d+ / +\d+ \| loss \d\.\d{4}",
+                                                                     cli_stdout, re.M)
+    assert len(printed_losses(ref_stdout)) == steps
+    assert printed_samples(ref_stdout) == printed_samples(cli_stdout)
+
+
+def test_reference_py_equals_the_textbook_graph_step_by_step(tmp_path, names_path):
+    """40 steps in CI (the whole 1000-step run: the slow test below): the one-file reference and
+    `microgpt train --graph textbook` are the same computation, float for float."""
+    ref = _reference_py("--steps", "40")
+    cli = run_cli("train", "--graph", "textbook", "--steps", "40", "--out", tmp_path / "r", "--eval-every", "0",
+                  check=True)
+    _same_run(ref, cli.stdout, 40)
+    # full precision: reference.train's own losses, in this process, equal the CLI's metrics.jsonl
+    import random
+    random.seed(42)
+    docs = reference.load_docs(NAMES)
+    random.shuffle(docs)
+    tok = reference.Tokenizer(docs)
+    config = reference.Config(tok.vocab_size)
+    state_dict = reference.init_params(config)
+    losses = reference.train(docs, tok, config, state_dict, 40, log=lambda msg: None)
+    assert losses == recorded_losses(tmp_path / "r")
+
+
+@pytest.mark.slow
+def test_reference_py_whole_run_equals_the_cli_textbook_graph(tmp_path, names_path):
+    """The seed's whole run, twice on the seed's own graph: ~5 minutes."""
+    ref = _reference_py()
+    cli = run_cli("train", "--graph", "textbook", "--out", tmp_path / "r", "--eval-every", "0", check=True,
+                  timeout=1800)
+    _check_reference(ref)
+    _check_reference(cli.stdout)
+    _same_run(ref, cli.stdout, 1000)
+
+
+def test_the_textbook_graph_is_reference_py():
+    """No second copy of the seed's algorithm: the python engine's textbook graph and the fused
+    graph's nodes are reference.py's own Value and gpt."""
+    from microgpt.engines.numpy_engine import tensor
+    from microgpt.engines.python import fused, textbook
+    assert textbook.gpt is reference.gpt and textbook.token_losses is reference.token_losses
+    assert fused.Value is reference.Value
+    assert tensor.Value is reference.Value
+
+
+def test_sample_continues_the_runs_random_stream(reference_run_cli):
+    out, stdout = reference_run_cli
     p = run_cli("sample", "--out", out, check=True)
     assert [s.split("  (")[0] for s in printed_samples(p.stdout)] == printed_samples(stdout)
     assert all(re.search(r"\((in train|in val|new)\)$", line) for line in printed_samples(p.stdout))
 
 
-def test_resume_from_500_equals_1000_at_once(reference_run, tmp_path):
-    full_out, full_stdout = reference_run
+def test_resume_from_500_equals_1000_at_once(reference_run_cli, tmp_path):
+    full_out, full_stdout = reference_run_cli
     out = tmp_path / "run"
     first = run_cli("train", "--out", out, "--stop-after", "500", check=True)
     assert "sample" not in first.stdout
@@ -55,15 +111,28 @@ def test_resume_from_500_equals_1000_at_once(reference_run, tmp_path):
     assert steps == list(range(1, 1001))
 
 
+def test_logged_train_loss_is_the_mean_since_the_previous_log(tmp_path, names_path):
+    """--log-every 10 records the mean of the 10 steps' losses, not the last batch alone."""
+    run_cli("train", "--out", tmp_path / "a", "--steps", "30", "--eval-every", "0", "--num-samples", "0",
+                    check=True)
+    tenth = run_cli("train", "--out", tmp_path / "b", "--steps", "30", "--eval-every", "0", "--num-samples", "0",
+                    "--log-every", "10", check=True)
+    per_step = recorded_losses(tmp_path / "a")
+    means = recorded_losses(tmp_path / "b")
+    assert len(means) == 3
+    for k, mean in enumerate(means):
+        assert mean == pytest.approx(sum(per_step[10 * k:10 * k + 10]) / 10, rel=1e-12)
+    assert f"loss {means[0]:.4f}" in tenth.stdout
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, names_path):
     common = ["--steps", "60", "--n-embd", "8", "--n-head", "2", "--eval-every", "0", "--num-samples", "3",
               "--graph", "textbook"]
     straight = run_cli("train", "--out", tmp_path / "a", *common, check=True)
     out = tmp_path / "b"
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "microgpt", "train", "--out", str(out), *common,
-                            ], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "microgpt", "train", "--out", str(out), *common],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     for line in proc.stdout:
         if line.startswith("step   10 "):
             proc.send_signal(signal.SIGINT)
@@ -81,9 +150,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, names_path):
             assert ra == pytest.approx(rb, abs=1e-12)
 
 
-@pytest.mark.slow
-def test_textbook_graph_reference_run(tmp_path, names_path):
-    """The seed's own graph, one node per + and *: ~5 minutes on CPython."""
-    p = run_cli("train", "--graph", "textbook", "--out", tmp_path / "run", "--eval-every", "0", check=True,
-                timeout=1800)
-    _check_reference(p.stdout)
+def test_api_reference_run_is_the_seeds(tmp_path, names_path):
+    """The Python API trains the seed's run too."""
+    run = reference_run(out=str(tmp_path / "api"), steps=1000)
+    assert run.train() is True
+    assert run.sample(5) == FIRST_FIVE

@@ -10,13 +10,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT, assert_one_line_error, max_abs_diff, recorded_losses, reference_run, run_cli
 
-from conftest import ROOT, max_abs_diff, recorded_losses, run_cli
 from microgpt import checkpoint
-from microgpt.config import GPTConfig
-from microgpt.data import load_dataset
+from microgpt.config import EngineConfig, GPTConfig
 from microgpt.init import init_weights, param_shapes
-from test_bad_input import assert_one_line_error
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
@@ -27,7 +25,7 @@ TINY = ["--n-embd", "16", "--n-head", "4", "--eval-every", "0", "--num-samples",
 
 
 def options(**kw):
-    return {"engine": "torch", "graph": None, "dtype": "float64", "device": "cpu", "compile": False, **kw}
+    return EngineConfig(**{"name": "torch", "dtype": "float64", "device": "cpu", **kw})
 
 
 def test_parameters_are_the_seeds_names_and_shapes():
@@ -59,7 +57,7 @@ def test_dropout_changes_training_only_and_a_resumed_run_draws_the_same_masks():
     plain = Model(config, weights, options())
     assert plain.train_step(batches[0], 0.01, 1, tc) != Model(config, weights, options()).train_step(
         batches[0], 0.01, 1, TrainConfig(steps=4))  # dropout is on in training...
-    assert plain.eval_loss(batches[1]) == plain.eval_loss(batches[1])  # ...and off in evaluation
+    assert plain.token_losses(batches[1]) == plain.token_losses(batches[1])  # ...and off in evaluation
     straight, first = Model(config, weights, options()), Model(config, weights, options())
     for t in range(1, 5):
         straight.train_step(batches[t - 1], 0.01, t, tc)
@@ -89,8 +87,9 @@ def test_two_gloo_processes_train_as_one_process_and_resume(tmp_path, names_path
     common = ["train", "--engine", "torch", "--dtype", "float64", "--device", "cpu", "--steps", "6",
               "--batch-size", "4", "--lr", "0.02", *TINY]
     # the two halves of a batch hold different numbers of tokens: a per-rank mean would be wrong
-    ds = load_dataset(None, "docs", 16, 0.1, random.Random(42), quiet=True)
-    shard_tokens = [[sum(len(s) - 1 for s in ds.train_batch(step, 4, 42, r, 2)) for r in (0, 1)] for step in range(6)]
+    ds = reference_run().ds
+    shard_tokens = [[sum(len(s) - 1 for s in ds.train_batch(step, 4, 42)[2 * r:2 * r + 2]) for r in (0, 1)]
+                    for step in range(6)]
     assert any(a != b for a, b in shard_tokens)
 
     single = tmp_path / "single"
@@ -142,7 +141,8 @@ def test_compiled_model_computes_the_same_steps():
     for step, seqs in enumerate([[[6, 1, 2, 3, 6], [6, 4, 6]], [[6, 5, 6], [6, 1, 1, 2, 3, 4, 6]]]):
         assert abs(eager.train_step(seqs, 0.01, step + 1, tc) - compiled.train_step(seqs, 0.01, step + 1, tc)) <= 1e-12
     assert max_abs_diff(eager.get_weights(), compiled.get_weights()) <= 1e-12
-    assert abs(eager.eval_loss([[6, 2, 6]])[0] - compiled.eval_loss([[6, 2, 6]])[0]) <= 1e-12
+    assert max(abs(a - b) for a, b in zip(eager.token_losses([[6, 2, 6]])[0],
+                                           compiled.token_losses([[6, 2, 6]])[0])) <= 1e-12
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

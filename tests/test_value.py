@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from microgpt.engines.python.value import Value
+from microgpt.reference import Value
 
 H = 1e-6
 

@@ -1,18 +1,8 @@
 """Engines: the same GPT at different rungs of the efficiency ladder.
 
-Every engine module exposes `Model(config, weights, options)` with the same methods:
-  get_weights() / get_optimizer_state() / set_optimizer_state(state)
-      -> {name: matrix} (and {"m": {...}, "v": {...}}), shapes [out, in]
-  train_step(seqs, lr, t, tc) -> mean loss over the target tokens (forward, backward, Adam)
-  loss_and_grads(seqs) -> (mean loss, {name: gradient matrix}), weights unchanged (for checks)
-  eval_loss(seqs) -> (sum of token losses, number of target tokens), no gradients
-  generator() -> object whose next_logits(token, pos) returns a list of floats (KV cache)
-and the attributes `description` (how it runs, for the log: "fused graph", "float32", ...) and
-`safetensors_dtype` ("F64" or "F32"): how its checkpoints store numbers.
-A matrix handed in is rows of floats (or array.array rows, as a checkpoint loads them); one
-handed out is rows of floats or a 2-D numpy array. `seqs` is a list of token lists, each at
-most block_size + 1 long: inputs seq[:-1], targets seq[1:].
-Data, tokenizer, checkpoints, sampling policy and the CLI live once, outside the engines.
+Every engine module exposes `Model(config, weights, options)`, a subclass of base.Model, whose
+methods are the engine contract (see base.py). Data, tokenizer, checkpoints, sampling policy,
+the training loop and the CLI live once, outside the engines.
 """
 
 import importlib
@@ -36,6 +26,4 @@ def get_engine(name):
         if extra and e.name and e.name.split(".")[0] == extra:
             raise MicroGPTError(f"the {name} engine needs {extra}: pip install 'microgpt[{extra}]', "
                                 f"or pick another with --engine (any engine loads any run)") from None
-        if e.name and e.name.startswith("microgpt.engines"):
-            raise MicroGPTError(f"the {name} engine is not available in this version") from None
         raise

@@ -7,7 +7,7 @@ is a ValueError that the caller turns into a one-line message naming the file.
 from microgpt.tokenizers.base import BOS, Tokenizer
 from microgpt.tokenizers.char import CharTokenizer
 
-__all__ = ["BOS", "Tokenizer", "CharTokenizer", "from_dict"]
+__all__ = ["BOS", "CharTokenizer", "Tokenizer", "from_dict"]
 
 
 def from_dict(d):

@@ -14,7 +14,7 @@ BOS = "<|bos|>"  # Beginning (and end) Of Sequence: every tokenizer has it
 
 
 class Tokenizer:
-    special_tokens = {}  # {name: id}
+    special_tokens: dict  # {name: id}, set by each tokenizer
 
     @property
     def BOS(self):

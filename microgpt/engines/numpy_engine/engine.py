@@ -4,28 +4,25 @@ import numpy as np
 
 from microgpt import MicroGPTError
 from microgpt.batching import pad_batch
+from microgpt.engines import base
 from microgpt.engines.numpy_engine.model import gpt, loss
 from microgpt.engines.numpy_engine.optim import Adam
-from microgpt.engines.numpy_engine.tensor import Tensor, dropout
-from microgpt.init import param_shapes
+from microgpt.engines.numpy_engine.tensor import Tensor, dropout, log_softmax
+from microgpt.init import num_params, param_slices
 
 DTYPES = {"float64": "F64", "float32": "F32"}
 
 
-class Model:
-    name = "numpy"
-
-    def __init__(self, config, weights, options=None):
-        options = options or {}
-        dtype = options.get("dtype") or "float64"
+class Model(base.Model):
+    def __init__(self, config, weights, options):
+        dtype = options.dtype or "float64"
         if dtype not in DTYPES:
             raise MicroGPTError(f"the numpy engine computes in float64 or float32, not {dtype!r}: "
                                 f"pass --dtype float64 or --dtype float32")
         self.config, self.dtype, self.safetensors_dtype = config, np.dtype(dtype), DTYPES[dtype]
         self.description = dtype
         # every parameter is a view into one flat array, so Adam updates them all in one go
-        self.shapes = param_shapes(config)
-        self.flat = np.zeros(sum(n_out * n_in for _, (n_out, n_in) in self.shapes), dtype=self.dtype)
+        self.flat = np.zeros(num_params(config), dtype=self.dtype)
         self.params = {}
         for name, view in self._views(self.flat).items():
             view[...] = np.asarray(weights[name], dtype=np.float64)
@@ -36,19 +33,18 @@ class Model:
 
     def _views(self, flat):
         """{name: the [out, in] view of that parameter inside a flat array}."""
-        out, i = {}, 0
-        for name, (n_out, n_in) in self.shapes:
-            out[name] = flat[i:i + n_out * n_in].reshape(n_out, n_in)
-            i += n_out * n_in
-        return out
+        return {name: flat[start:end].reshape(shape) for name, shape, start, end in param_slices(self.config)}
 
     def _float64(self, flat):
         """{name: a float64 copy of that parameter's entries in `flat`} (weights, moments, grads)."""
         return {name: view.astype(np.float64) for name, view in self._views(flat).items()}
 
-    def _batch(self, seqs):
-        inputs, targets, mask = pad_batch(seqs)
-        return np.array(inputs), np.array(targets), np.array(mask, dtype=self.dtype)
+    def _batch(self, seqs, weights=None):
+        inputs, targets, w = pad_batch(seqs, weights)
+        w = np.array(w, dtype=self.dtype)
+        if weights is None:
+            w /= w.sum()  # the mean over the real target tokens
+        return np.array(inputs), np.array(targets), w
 
     def get_weights(self):
         return self._float64(self.flat)
@@ -61,49 +57,48 @@ class Model:
             for name, view in self._views(a).items():
                 view[...] = np.asarray(state[k][name], dtype=np.float64)
 
-    def _forward_backward(self, seqs, drop=None):
-        """The mean loss over the batch's target tokens; leaves every gradient in self.grad."""
+    def _forward_backward(self, seqs, weights=None, drop=None):
+        """The loss of the batch; leaves every gradient in self.grad."""
         for p in self.params.values():
             p.grad = None
-        L = loss(self.params, self.config, *self._batch(seqs), drop=drop)
+        L = loss(self.params, self.config, *self._batch(seqs, weights), drop=drop)
         L.backward()
         for name, view in self.grad_views.items():
             g = self.params[name].grad
             view[...] = 0 if g is None else g
         return float(L.data)
 
-    def train_step(self, seqs, lr, t, tc):
+    def train_step(self, seqs, lr, t, tc, weights=None):
         drop = None
         if tc.dropout:  # masks drawn from (seed, step): a resumed run drops exactly the same units
             rng = np.random.default_rng((tc.seed, t))
             drop = lambda x: dropout(x, tc.dropout, rng)
-        value = self._forward_backward(seqs, drop)
-        adam = self.optimizer
-        adam.beta1, adam.beta2, adam.eps, adam.weight_decay = tc.beta1, tc.beta2, tc.eps, tc.weight_decay
-        adam.step(self.grad, lr, t)
+        value = self._forward_backward(seqs, weights, drop)
+        self.optimizer.step(self.grad, lr, t, tc)
         return value
 
-    def loss_and_grads(self, seqs):
-        value = self._forward_backward(seqs)
+    def loss_and_grads(self, seqs, weights=None):
+        value = self._forward_backward(seqs, weights)
         return value, self._float64(self.grad)
 
-    def eval_loss(self, seqs):
-        inputs, targets, mask = self._batch(seqs)
-        n = int(mask.sum())
-        return float(loss(self.params, self.config, inputs, targets, mask).data) * n, n
+    def token_losses(self, seqs):
+        inputs, targets, _ = self._batch(seqs)
+        logp = log_softmax(gpt(self.params, self.config, inputs).data)
+        nll = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, T]
+        return [row[:len(s) - 1].astype(np.float64).tolist() for row, s in zip(nll, seqs)]
 
-    def generator(self):
-        return Generator(self)
+    def generator(self, batch_size=1):
+        return Generator(self, batch_size)
 
 
 class Generator:
-    """Feeds one token at a time; each layer's keys and values of earlier positions stay cached."""
+    """Feeds one token per row at a time; each layer's keys and values of earlier positions stay cached."""
 
-    def __init__(self, model):
+    def __init__(self, model, batch_size):
         self.model = model
         self.cache = [{"k": None, "v": None} for _ in range(model.config.n_layer)]
 
-    def next_logits(self, token_id, pos_id):
+    def next_logits(self, tokens, pos):
         m = self.model
-        logits = gpt(m.params, m.config, np.array([[token_id]]), pos_id, self.cache)
-        return logits.data[0, -1].tolist()
+        logits = gpt(m.params, m.config, np.array(tokens)[:, None], pos, self.cache)  # [B, 1, V]
+        return logits.data[:, -1].astype(np.float64).tolist()

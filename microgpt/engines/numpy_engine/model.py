@@ -7,8 +7,15 @@ once: where the seed loops over tokens and keeps a KV cache, training here sees 
 
 import numpy as np
 
-from microgpt.engines.numpy_engine.tensor import (Tensor, causal_attention, cross_entropy, embedding,
-                                                  linear, relu, rmsnorm)
+from microgpt.engines.numpy_engine.tensor import (
+    Tensor,
+    causal_attention,
+    cross_entropy,
+    embedding,
+    linear,
+    relu,
+    rmsnorm,
+)
 
 
 def gpt(params, config, idx, pos0=0, cache=None, drop=None):
@@ -47,6 +54,6 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None):
     return linear(x, params["lm_head"])
 
 
-def loss(params, config, inputs, targets, mask, drop=None):
-    """Mean cross-entropy over the real (mask 1) target tokens of a padded batch."""
-    return cross_entropy(gpt(params, config, inputs, drop=drop), targets, mask)
+def loss(params, config, inputs, targets, weights, drop=None):
+    """Cross-entropy of a padded batch: each target token's loss times its weight, summed."""
+    return cross_entropy(gpt(params, config, inputs, drop=drop), targets, weights)

@@ -9,7 +9,8 @@ instead of thousands of scalar ones: the Python overhead is paid per array, not 
 
 import numpy as np
 
-from microgpt.engines.python.value import Value
+from microgpt.config import RMSNORM_EPS
+from microgpt.reference import Value
 
 
 class Tensor:
@@ -73,7 +74,7 @@ def linear(x, w):
     return Tensor(x.data @ w.data.T, (x, w), backward)
 
 
-def rmsnorm(x, eps=1e-5):
+def rmsnorm(x, eps=RMSNORM_EPS):
     """y = x * s with s = (mean(x^2) + eps)^-0.5 over the last axis (no gain, as the seed).
 
     dy/dx: dx = s * g - x * s^3 * mean(g * x), the second term because s depends on every x.
@@ -136,20 +137,25 @@ def causal_attention(q, k, v, n_head):
     return Tensor(out, (q, k, v), backward)
 
 
-def cross_entropy(logits, targets, mask):
-    """Mean of -log softmax(logits)[target] over the positions where mask is 1 (padding is 0).
+def log_softmax(logits):
+    """log softmax over the last axis of an array, the max subtracted first (no overflow)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
-    logits [B, T, V], targets [B, T] ints, mask [B, T] of 0/1. Softmax and log fused in one
-    node: d loss / d logits = (softmax - onehot(target)) * mask / (number of real targets).
+
+def cross_entropy(logits, targets, weights):
+    """sum over positions of weights * -log softmax(logits)[target]: the mean over real targets
+    when weights = mask / (number of real targets), padding having weight 0.
+
+    logits [B, T, V], targets [B, T] ints, weights [B, T]. Softmax and log fused in one node:
+    d loss / d logits = (softmax - onehot(target)) * weights.
     """
-    z = logits.data - logits.data.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    logp = log_softmax(logits.data)
     picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-    n = mask.sum()
-    loss = -(picked * mask).sum() / n
+    loss = -(picked * weights).sum()
 
     def backward(g):
         grad = np.exp(logp)
         np.put_along_axis(grad, targets[..., None], np.take_along_axis(grad, targets[..., None], -1) - 1, -1)
-        logits._add_grad(grad * (mask * (g / n))[..., None])
+        logits._add_grad(grad * (weights * g)[..., None])
     return Tensor(np.asarray(loss, dtype=logits.data.dtype), (logits,), backward)

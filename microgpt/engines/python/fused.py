@@ -13,13 +13,23 @@ order in which a node's contributions are added (a few ulps).
 
 Speed: the forward pass appends every node it creates to a `tape`. Creation order is already
 a topological order (a node is made after its children), so the backward pass walks the tape
-in reverse instead of searching the graph (`backward` below).
+in reverse instead of searching the graph (`backward` below). The loss node carries the tape.
+
+The same API as textbook.py: loss, backward, token_losses, gpt.
 """
 
+import itertools
 import math
 
+from microgpt.config import RMSNORM_EPS
 from microgpt.engines.python.unrolled import accumulate_fn, dot_fn
-from microgpt.engines.python.value import Value
+from microgpt.reference import Value
+from microgpt.softmax import softmax
+
+
+class Loss(Value):
+    """The loss node, holding every node of its graph in creation order (for `backward`)."""
+    __slots__ = ("tape",)
 
 
 def _snapshot(state_dict):
@@ -54,11 +64,11 @@ def linear(x, w, wd, tape, residual=None, relu=False):
 
 
 def rmsnorm(x, tape):
-    """y_i = x_i * scale, scale = (mean(x^2) + 1e-5) ** -0.5: one scale node, then n products."""
+    """y_i = x_i * scale, scale = (mean(x^2) + eps) ** -0.5: one scale node, then n products."""
     xd = [xi.data for xi in x]
     acc = dot_fn(len(xd))(xd, xd)
     n = len(x)
-    base = acc * n ** -1 + 1e-5
+    base = acc * n ** -1 + RMSNORM_EPS
     s = base ** -0.5
     # d scale / d x_j = -0.5 * base**-1.5 * 2 x_j / n
     c = -0.5 * base ** -1.5 * n ** -1 * 2
@@ -88,14 +98,7 @@ def attention_head(q_h, k_h, v_h, tape):
         tape.append(s)
         scores.append(s)
         sd.append(s.data)
-    # softmax, float for float as the seed: subtract the max, exp, left-to-right sum, * total**-1
-    max_val = max(sd)
-    exps = [math.exp(a + -max_val) for a in sd]
-    total = 0
-    for e in exps:
-        total += e
-    inv_total = total ** -1
-    weights = [e * inv_total for e in exps]
+    weights = softmax(sd)  # float for float as the seed's softmax on Values
     dot = dot_fn(len(weights))
     out = []
     for j in range(head_dim):
@@ -110,14 +113,7 @@ def attention_head(q_h, k_h, v_h, tape):
 
 def cross_entropy(logits, target_id, tape):
     """-log softmax(logits)[target] as one node; d loss / d logit_i = p_i - [i == target]."""
-    ld = [l.data for l in logits]
-    max_val = max(ld)
-    exps = [math.exp(a + -max_val) for a in ld]
-    total = 0
-    for e in exps:
-        total += e
-    inv_total = total ** -1
-    probs = [e * inv_total for e in exps]
+    probs = softmax([l.data for l in logits])
     grads = probs[:]
     grads[target_id] -= 1
     node = Value(math.log(probs[target_id]) * -1, logits, grads)
@@ -160,7 +156,7 @@ def gpt(state_dict, config, token_id, pos_id, keys, values):
     return _gpt(state_dict, _snapshot(state_dict), config, token_id, pos_id, keys, values, [])
 
 
-def _sequence_losses(state_dict, data, config, seq, tape):
+def _token_losses(state_dict, data, config, seq, tape):
     keys, values = [[] for _ in range(config.n_layer)], [[] for _ in range(config.n_layer)]
     losses = []
     for pos_id in range(len(seq) - 1):
@@ -169,32 +165,36 @@ def _sequence_losses(state_dict, data, config, seq, tape):
     return losses
 
 
-def sequence_losses(state_dict, config, seq):
+def token_losses(state_dict, config, seq):
     """The cross-entropy loss Value at each position of one token sequence."""
-    return _sequence_losses(state_dict, _snapshot(state_dict), config, seq, [])
+    return _token_losses(state_dict, _snapshot(state_dict), config, seq, [])
 
 
-def loss(state_dict, config, seqs, tape=None):
-    """Mean cross-entropy over every target token of every sequence, as one node.
-
-    Pass a list as `tape` to get every node created, in creation order, for `backward`.
-    """
-    tape = [] if tape is None else tape
+def loss(state_dict, config, seqs, weights=None):
+    """Mean cross-entropy over every target token of every sequence (or, with `weights`, one per
+    target token, their weighted sum), as one node that carries the tape for `backward`."""
+    tape = []
     data = _snapshot(state_dict)
-    losses = [l for seq in seqs for l in _sequence_losses(state_dict, data, config, seq, tape)]
+    losses = [l for seq in seqs for l in _token_losses(state_dict, data, config, seq, tape)]
     acc = 0
-    for l in losses:
-        acc += l.data
-    inv_n = 1 / len(losses)
-    node = Value(acc * inv_n, losses, [inv_n] * len(losses))
-    tape.append(node)
+    if weights is None:
+        for l in losses:
+            acc += l.data
+        inv_n = 1 / len(losses)
+        node = Loss(acc * inv_n, losses, [inv_n] * len(losses))
+    else:
+        flat = [w for ws in weights for w in ws]
+        for l, w in zip(losses, flat):  # the textbook's sum(w * l), float for float
+            acc += l.data * w
+        node = Loss(acc, losses, flat)
+    node.tape = tape
     return node
 
 
-def backward(loss_node, tape):
+def backward(loss_node):
     """The chain rule over the tape in reverse: the creation order is already topological."""
     loss_node.grad = 1
-    for v in reversed(tape):
+    for v in itertools.chain((loss_node,), reversed(loss_node.tape)):
         g = v.grad
         children = v._children
         if g and children:  # a zero gradient adds nothing to any child

@@ -2,20 +2,20 @@
 
 
 class Adam:
-    def __init__(self, params, beta1=0.85, beta2=0.99, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params):
         self.params = params
-        self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
         self.m = [0.0] * len(params)  # first moment: running mean of gradients
         self.v = [0.0] * len(params)  # second moment: running mean of squared gradients
 
-    def step(self, lr, t):
-        """One update with learning rate lr at step t (1-based, for bias correction); zeroes grads."""
-        b1, b2, eps = self.beta1, self.beta2, self.eps
+    def step(self, lr, t, tc):
+        """One update with learning rate lr at step t (1-based, for bias correction), with the
+        betas, eps and weight decay of the TrainConfig tc; zeroes the gradients."""
+        b1, b2, eps = tc.beta1, tc.beta2, tc.eps
         ob1, ob2 = 1 - b1, 1 - b2  # the seed's (1 - b1), (1 - b2), computed once
         m, v = self.m, self.v
         c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        if self.weight_decay:  # AdamW: shrink every weight toward 0, apart from the gradient
-            decay = 1 - lr * self.weight_decay
+        if tc.weight_decay:  # AdamW: shrink every weight toward 0, apart from the gradient
+            decay = 1 - lr * tc.weight_decay
             for p in self.params:
                 p.data *= decay
         # the seed's arithmetic, operation for operation; only the bookkeeping is hoisted out

@@ -42,31 +42,35 @@ def _compile(name, src):
     return namespace[name]
 
 
+def _unrolled(cache, loop, n, source):
+    """The length-n function from `cache`, made from source(n) on first use (the plain loop when
+    n is 0 or too long to unroll)."""
+    fn = cache.get(n)
+    if fn is None:
+        fn = loop if n > MAX_UNROLL or n == 0 else _compile(*source(n))
+        cache[n] = fn
+    return fn
+
+
+def _dot_source(n):
+    a = ", ".join(f"a{i}" for i in range(n))
+    b = ", ".join(f"b{i}" for i in range(n))
+    terms = " + ".join(f"a{i} * b{i}" for i in range(n))
+    return "dot", f"def dot(a, b):\n    {a}, = a\n    {b}, = b\n    return 0 + {terms}\n"
+
+
+def _accumulate_source(n):
+    c = ", ".join(f"c{i}" for i in range(n))
+    lg = ", ".join(f"l{i}" for i in range(n))
+    body = "".join(f"    c{i}.grad += l{i} * g\n" for i in range(n))
+    return "accumulate", f"def accumulate(c, l, g):\n    {c}, = c\n    {lg}, = l\n{body}"
+
+
 def dot_fn(n):
     """A function (a, b) -> sum_i a[i] * b[i] for length-n lists, summed left to right from 0."""
-    fn = _dot_cache.get(n)
-    if fn is None:
-        if n > MAX_UNROLL or n == 0:
-            fn = _loop_dot
-        else:
-            a = ", ".join(f"a{i}" for i in range(n))
-            b = ", ".join(f"b{i}" for i in range(n))
-            terms = " + ".join(f"a{i} * b{i}" for i in range(n))
-            fn = _compile("dot", f"def dot(a, b):\n    {a}, = a\n    {b}, = b\n    return 0 + {terms}\n")
-        _dot_cache[n] = fn
-    return fn
+    return _unrolled(_dot_cache, _loop_dot, n, _dot_source)
 
 
 def accumulate_fn(n):
     """A function (children, local_grads, g) doing child.grad += local_grad * g for n children."""
-    fn = _accumulate_cache.get(n)
-    if fn is None:
-        if n > MAX_UNROLL or n == 0:
-            fn = _loop_accumulate
-        else:
-            c = ", ".join(f"c{i}" for i in range(n))
-            lg = ", ".join(f"l{i}" for i in range(n))
-            body = "".join(f"    c{i}.grad += l{i} * g\n" for i in range(n))
-            fn = _compile("accumulate", f"def accumulate(c, l, g):\n    {c}, = c\n    {lg}, = l\n{body}")
-        _accumulate_cache[n] = fn
-    return fn
+    return _unrolled(_accumulate_cache, _loop_accumulate, n, _accumulate_source)

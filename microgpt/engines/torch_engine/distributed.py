@@ -3,7 +3,7 @@
 We write no distributed runtime: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK and the rendezvous
 address, torch.distributed connects the processes (NCCL between GPUs, gloo on CPUs), and
 DistributedDataParallel averages the gradients during backward. What is ours: each rank trains on
-its own slice of the global batch (Dataset.train_batch), and the loss is scaled so that DDP's
+its own slice of the global batch (Run.batch), and the loss is scaled so that DDP's
 average is the mean over the global batch's real target tokens (see Model.train_step).
 """
 
@@ -17,13 +17,13 @@ from microgpt import MicroGPTError
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
 
 
-def setup_distributed(args):
-    """Join the process group torchrun set up; returns (rank, world_size). Called by the CLI."""
+def setup_distributed(options):
+    """Join the process group torchrun set up; returns (rank, world_size). options: EngineConfig."""
     if "RANK" not in os.environ or "MASTER_ADDR" not in os.environ:
         raise MicroGPTError("WORLD_SIZE is set but RANK / MASTER_ADDR are not: launch with "
                             "torchrun --nproc_per_node N -m microgpt train --engine torch ...")
-    device = resolve_device(args.device, distributed=True)
-    resolve_dtype(args.dtype, device)  # refuse a bad --dtype before connecting to the other ranks
+    device = resolve_device(options.device, distributed=True)
+    resolve_dtype(options.dtype, device)  # refuse a bad --dtype before connecting to the other ranks
     if device.type == "cuda":
         torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl", device_id=device)
@@ -53,6 +53,16 @@ def is_distributed():
 
 def world_size():
     return dist.get_world_size() if is_distributed() else 1
+
+
+def any_rank(flag):
+    """True on every rank where any rank passes True (one tiny all-reduce)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    return all_reduce_sum(t).item() > 0
 
 
 def all_reduce_sum(tensor):

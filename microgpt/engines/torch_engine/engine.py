@@ -6,6 +6,7 @@ seed's betas, and keeps a KV cache for sampling.
 """
 
 import contextlib
+import os
 
 import numpy as np
 import torch
@@ -13,24 +14,20 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from microgpt.batching import pad_batch
+from microgpt.engines import base
+from microgpt.engines.torch_engine import distributed
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
-from microgpt.engines.torch_engine.distributed import (all_reduce_sum, finish_distributed, is_distributed,
-                                                       setup_distributed, world_size)
-from microgpt.engines.torch_engine.model import GPT, IGNORE
-
-__all__ = ["Model", "setup_distributed", "finish_distributed"]
+from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, world_size
+from microgpt.engines.torch_engine.model import GPT, IGNORE, token_losses
 
 
-class Model:
-    name = "torch"
-
-    def __init__(self, config, weights, options=None):
-        options = options or {}
+class Model(base.Model):
+    def __init__(self, config, weights, options):
         self.config = config
-        self.device = resolve_device(options.get("device"), distributed=is_distributed())
-        self.dtype, self.autocast_dtype = resolve_dtype(options.get("dtype"), self.device)
+        self.device = resolve_device(options.device, distributed=is_distributed())
+        self.dtype, self.autocast_dtype = resolve_dtype(options.dtype, self.device)
         self.safetensors_dtype = "F64" if self.dtype == torch.float64 else "F32"
-        self.description = f"{self.device}, {options.get('dtype') or 'float32'}"
+        self.description = f"{self.device}, {options.dtype or 'float32'}"
         self.world_size = world_size()
         self.rank = torch.distributed.get_rank() if is_distributed() else 0
 
@@ -40,7 +37,7 @@ class Model:
             for name, p in self.params.items():
                 p.copy_(_tensor(weights[name]))
         # forward for training and evaluation: compiled if asked; training also through DDP
-        self.compiled = bool(options.get("compile"))
+        self.compiled = options.compile
         if self.compiled:
             self.description += ", compiled"
         if self.world_size > 1:
@@ -53,10 +50,10 @@ class Model:
 
         # torch's Adam is the seed's (bias-corrected, eps outside the sqrt); with weight decay it is
         # AdamW (w *= 1 - lr * weight_decay before the update). One fused kernel on CUDA,
-        # multi-tensor (foreach) kernels elsewhere. lr, betas, eps and decay are set every step.
+        # multi-tensor (foreach) kernels elsewhere. lr, betas, eps and decay are set every step
+        # from the TrainConfig.
         impl = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=0.0, betas=(0.85, 0.99), eps=1e-8,
-                                          decoupled_weight_decay=True, **impl)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=0.0, decoupled_weight_decay=True, **impl)
         zeros = {name: torch.zeros_like(p) for name, p in self.params.items()}
         self._set_moments(zeros, zeros)  # explicit state from the start, so its step count can be set
 
@@ -91,28 +88,39 @@ class Model:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
-    def _batch(self, seqs):
-        """(inputs, targets) on the device, padding targets = IGNORE; and the number of real targets."""
-        if len({len(s) for s in seqs}) == 1:  # equal lengths (stream windows): nothing to pad
+    def _batch(self, seqs, weights=None):
+        """(inputs, targets, weights or None) on the device, padding targets = IGNORE; and the
+        number of real targets."""
+        w = None
+        if weights is None and len({len(s) for s in seqs}) == 1:  # equal lengths (stream windows): no padding
             tokens = torch.tensor(seqs, dtype=torch.long)
             idx, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
         else:
-            inputs, targets, mask = pad_batch(seqs)
+            inputs, targets, w = pad_batch(seqs, weights)
             idx = torch.tensor(inputs, dtype=torch.long)
-            targets = torch.tensor(targets, dtype=torch.long).masked_fill(torch.tensor(mask) == 0, IGNORE)
+            real = torch.arange(idx.size(1))[None, :] < torch.tensor([len(s) - 1 for s in seqs])[:, None]
+            targets = torch.tensor(targets, dtype=torch.long).masked_fill(~real, IGNORE)
+            w = torch.tensor(w, dtype=self.dtype) if weights is not None else None
         if self.compiled:  # one shape, so the compiled graph is not rebuilt for every batch length
             extra = self.config.block_size - idx.size(1)
             idx, targets = F.pad(idx, (0, extra), value=0), F.pad(targets, (0, extra), value=IGNORE)
+            w = None if w is None else F.pad(w, (0, extra), value=0.0)
         n = sum(len(s) - 1 for s in seqs)
-        return idx.to(self.device), targets.to(self.device), n
+        return idx.to(self.device), targets.to(self.device), None if w is None else w.to(self.device), n
 
-    def train_step(self, seqs, lr, t, tc):
-        idx, targets, n = self._batch(seqs)
+    def train_step(self, seqs, lr, t, tc, weights=None):
+        idx, targets, w, n = self._batch(seqs, weights)
         if tc.dropout:  # masks drawn from (seed, step, rank): a resumed run drops exactly the same units
             torch.manual_seed((tc.seed * 1_000_003 + t) * 1009 + self.rank)
         with self._autocast():
-            loss_sum = self.train_net(idx, targets, dropout=tc.dropout)  # sum of this rank's token losses
-        if self.world_size > 1:
+            # this rank's sum of token losses (times their weights, where given)
+            loss_sum = self.train_net(idx, targets, w, dropout=tc.dropout)
+        if weights is not None:
+            # the caller's weights already normalise over the global batch; DDP averages the ranks'
+            # gradients, so each rank's share is scaled back up by world_size
+            (loss_sum * self.world_size).backward()
+            loss = all_reduce_sum(loss_sum.detach().to(torch.float64))
+        elif self.world_size > 1:
             # DDP averages gradients over ranks; scaled by world / (tokens of the GLOBAL batch), that
             # average is the gradient of the mean over every real target token of the global batch,
             # whatever each rank's share of them: 2 ranks == 1 process with the same batch.
@@ -130,39 +138,55 @@ class Model:
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
-    def loss_and_grads(self, seqs):
-        idx, targets, n = self._batch(seqs)
+    def loss_and_grads(self, seqs, weights=None):
+        idx, targets, w, n = self._batch(seqs, weights)
         with self._autocast():
-            loss = self.module(idx, targets) * (1 / n)
+            loss = self.module(idx, targets, w)
+            if weights is None:
+                loss = loss * (1 / n)
         loss.backward()
         grads = {name: _numpy(p.grad) for name, p in self.params.items()}
         self.module.zero_grad(set_to_none=True)
         return loss.item(), grads
 
     @torch.no_grad()
-    def eval_loss(self, seqs):
-        idx, targets, n = self._batch(seqs)
+    def token_losses(self, seqs):
+        idx, targets, _, _ = self._batch(seqs)
         with self._autocast():
-            return self.eval_net(idx, targets).item(), n
+            losses = token_losses(self.eval_net(idx), targets).to(torch.float64).cpu()
+        return [row[:len(s) - 1].tolist() for row, s in zip(losses, seqs)]
 
-    def generator(self):
+    def generator(self, batch_size=1):
         return Generator(self)
+
+    @classmethod
+    def setup_distributed(cls, options):
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            return 0, 1
+        return distributed.setup_distributed(options)
+
+    @classmethod
+    def finish_distributed(cls):
+        distributed.finish_distributed()
+
+    def any_rank(self, flag):
+        return distributed.any_rank(flag)
 
 
 class Generator:
-    """Feeds one token at a time; each layer keeps the keys and values of earlier positions."""
+    """Feeds one token per row at a time; each layer keeps the keys and values of earlier positions."""
 
     def __init__(self, model):
         self.model = model
         self.caches = [[] for _ in range(model.config.n_layer)]
 
     @torch.inference_mode()
-    def next_logits(self, token_id, pos_id):
+    def next_logits(self, tokens, pos):
         m = self.model
-        idx = torch.tensor([[token_id]], dtype=torch.long, device=m.device)
+        idx = torch.tensor(tokens, dtype=torch.long, device=m.device)[:, None]  # (B, 1)
         with m._autocast():
-            logits = m.module(idx, pos0=pos_id, caches=self.caches)
-        return logits[0, -1].to(torch.float64).tolist()
+            logits = m.module(idx, pos0=pos, caches=self.caches)
+        return logits[:, -1].to(torch.float64).tolist()
 
 
 def _tensor(rows):

@@ -8,12 +8,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from microgpt.config import RMSNORM_EPS
+
 IGNORE = -1  # target id of padding positions: cross_entropy skips them
 
 
 def rmsnorm(x):
-    # x * (mean(x^2) + 1e-5)^-0.5, no gain: the seed's rmsnorm
-    return F.rms_norm(x, (x.size(-1),), eps=1e-5)
+    # x * (mean(x^2) + eps)^-0.5, no gain: the seed's rmsnorm
+    return F.rms_norm(x, (x.size(-1),), eps=RMSNORM_EPS)
 
 
 class Block(nn.Module):
@@ -66,10 +68,10 @@ class GPT(nn.Module):
     def blocks(self):
         return [getattr(self, f"layer{i}") for i in range(self.config.n_layer)]
 
-    def forward(self, idx, targets=None, pos0=0, caches=None, dropout=0.0):
-        """idx (B, T) token ids at positions pos0.. -> logits (B, T, V), or with targets the SUM of
-        the token losses (padding targets are IGNORE): the caller divides by the (global) token count.
-        caches (sampling): per layer a list holding that layer's keys and values so far."""
+    def forward(self, idx, targets=None, weights=None, pos0=0, caches=None, dropout=0.0):
+        """idx (B, T) token ids at positions pos0.. -> logits (B, T, V); with targets, the SUM of the
+        token losses (padding targets are IGNORE), each times its weight where weights (B, T) are
+        given. caches (sampling): per layer a list holding that layer's keys and values so far."""
         T = idx.size(1)
         x = rmsnorm(F.embedding(idx, self.wte) + self.wpe[pos0:pos0 + T])
         for i, block in enumerate(self.blocks()):
@@ -77,6 +79,12 @@ class GPT(nn.Module):
         logits = F.linear(x, self.lm_head)
         if targets is None:
             return logits
-        # (under bf16 autocast, cross_entropy runs in float32)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
-                               ignore_index=IGNORE, reduction="sum")
+        losses = token_losses(logits, targets)
+        return losses.sum() if weights is None else (losses * weights).sum()
+
+
+def token_losses(logits, targets):
+    """(B, T) -log softmax(logits)[target]; 0 where the target is IGNORE (padding).
+    Under bf16 autocast, cross_entropy runs in float32."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=IGNORE, reduction="none").view(targets.shape)

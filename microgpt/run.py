@@ -1,0 +1,457 @@
+"""A training run: its directory, data, model and random stream, and the loop every engine shares.
+
+    run = Run(RunConfig(out="runs/demo", train=TrainConfig(steps=300)))
+    run.train()                  # log, evaluate, checkpoint; resumable, Ctrl-C / SIGTERM safe
+    run.sample(5)                # -> five new names
+    run.evaluate()               # -> {"train": {"loss", "bpb", ...}, "val": {...}}
+    Run.open("runs/demo")        # an existing run, to sample or evaluate
+
+The loop is data -> engine.train_step -> log / evaluate / checkpoint. What a step trains on
+comes from `batch(step)`, which post-training runs override; the rest is the same for all.
+"""
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+
+from microgpt import MicroGPTError, checkpoint
+from microgpt.config import EngineConfig, RunConfig, TrainConfig, learning_rate
+from microgpt.data import Dataset, atomic_write_bytes, bytes_covered, read_data
+from microgpt.engines import get_engine
+from microgpt.init import init_weights, num_params
+from microgpt.lock import RunLock
+from microgpt.sample import generate
+
+
+def rng_state_to_json(rng):
+    version, internal, gauss_next = rng.getstate()
+    return [version, list(internal), gauss_next]
+
+
+def rng_state_from_json(rng, state):
+    try:
+        version, internal, gauss_next = state
+        rng.setstate((version, tuple(internal), gauss_next))
+    except (TypeError, ValueError, OverflowError):
+        raise MicroGPTError("the checkpoint's random-stream state (state.json rng_state) is corrupt: "
+                            "train again or restore the checkpoint") from None
+
+
+class RunBase:
+    """What a run with a model can do: sample, mark samples, evaluate. Subclasses set self.cfg,
+    self.config, self.model, self.rng and self.ds (its .tokenizer, splits and texts)."""
+
+    def sample(self, num=20, temperature=0.5, top_k=0, prompt="", max_new_tokens=None, seed=None):
+        """New documents (docs mode: until BOS, as the seed) or continuations of text (stream
+        mode). Without a seed they are drawn from the run's own random stream: right after
+        training, the seed's samples; from a saved run, the ones its training run printed."""
+        rng = self.rng if seed is None else random.Random(seed)
+        return sample_texts(self.model, self.tokenizer, self.config, self.cfg.train.data_mode, rng,
+                            num, temperature, top_k, prompt, max_new_tokens)
+
+    def mark(self, text):
+        """Where a sampled document comes from: "in train", "in val" or "new"."""
+        return "in train" if text in self.ds.train_text else "in val" if text in self.ds.val_text else "new"
+
+    def evaluate(self, max_docs=1000):
+        """Loss (nats per token) and bits per byte of the train and validation splits."""
+        return {split: self.evaluate_split(split, max_docs) for split in ("train", "val")}
+
+    def evaluate_split(self, split, max_seqs=0, batch_size=64):
+        seqs = self.ds.eval_sequences(split, max_seqs)
+        total, n = 0.0, 0
+        for i in range(0, len(seqs), batch_size):
+            for losses in self.model.token_losses(seqs[i:i + batch_size]):
+                for loss in losses:
+                    total += loss
+                n += len(losses)
+        nbytes = bytes_covered(self.tokenizer, seqs)
+        return {"loss": total / n if n else float("nan"),
+                "bpb": total / math.log(2) / nbytes if nbytes else float("nan"),
+                "tokens": n, "sequences": len(seqs)}
+
+
+class Run(RunBase):
+    """One run. `Run(config)` starts a new one in config.out (an existing run there is refused
+    unless overwrite=True); `Run(config, resume=True)` continues it from its checkpoint
+    (`RunConfig.load(out)` gives the config it was saved with)."""
+
+    log_fields = (("train_loss", "loss"), ("val_loss", "val"), ("val_bpb", "val bpb"))
+
+    def __init__(self, config, resume=False, overwrite=False, allow_data_change=False, command=None):
+        self.cfg, tc = config.validate(), config.train
+        self.out = config.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+        self.resume, self.overwrite = resume, overwrite
+        self.command = command  # the command line that started it (None: from Python)
+        self.engine = get_engine(config.engine.name)
+        world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun; checked before joining the others
+        if tc.batch_size % world:  # each process trains on an equal slice of the global batch
+            raise MicroGPTError(f"--batch-size {tc.batch_size} cannot be split evenly across {world} "
+                                f"processes: use a multiple of {world}")
+        self.rank, self.world_size = self.engine.Model.setup_distributed(config.engine)
+        self.is_main = self.rank == 0
+        self.lock = RunLock(self.out) if self.is_main else None
+        ckpt = None
+        if resume:
+            if not checkpoint.exists(self.out):
+                raise MicroGPTError(f"no checkpoint in {self.out} to resume: train one first, or drop --resume")
+            self._lock()
+            ckpt = checkpoint.load(self.out)
+            self._check_resume(ckpt)
+        elif checkpoint.exists(self.out) and not overwrite:
+            raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
+                                f"--overwrite to replace it, or another --out")
+        self.rng = random.Random(tc.seed)  # one stream, in the seed's order: shuffle, init, sampling
+        self.data = read_data(config.data)
+        if ckpt and not allow_data_change:
+            saved = (ckpt.raw_config.get("data") or {}).get("sha256")
+            if saved and saved != self.data.sha256:
+                raise MicroGPTError(f"the data file {self.data.path} changed since this run began (SHA-256 "
+                                    f"{saved[:16]}... then, {self.data.sha256[:16]}... now): restore it, or "
+                                    f"pass --allow-data-change to continue on the new content")
+        self.ds = self.make_dataset(ckpt)
+        config.model.vocab_size = self.ds.tokenizer.vocab_size
+        self.config = config.model.validate()
+        if ckpt:
+            weights, self.state = ckpt.weights, ckpt.state
+            rng_state_from_json(self.rng, ckpt.state["rng_state"])
+        else:
+            weights, self.state = init_weights(self.config, self.rng), {"step": 0}
+        self.state.setdefault("tokens", 0)
+        self.state.setdefault("elapsed", 0.0)
+        self.model = self.engine.Model(self.config, weights, config.engine)
+        self.model.check_training(tc)
+        if ckpt and ckpt.optimizer:
+            self.model.set_optimizer_state(ckpt.optimizer)
+        self.last_saved = self.state["step"] if ckpt else None
+        self._stop = None  # the signal that asked us to stop
+
+    # ------------------------------------------------------------------ setting up
+
+    def make_dataset(self, ckpt):
+        tc = self.cfg.train
+        ds = Dataset(self.data.text, tc.data_mode, self.cfg.model.block_size, tc.val_frac, self.rng,
+                     tokenizer=ckpt.tokenizer if ckpt else None)
+        if ds.n_truncated and self.is_main and not self.cfg.quiet:
+            print(f"note: {ds.n_truncated} documents are longer than block_size - 1 = "
+                  f"{self.cfg.model.block_size - 1} tokens; they are cut to block_size tokens (as the seed does)",
+                  file=sys.stderr)
+        return ds
+
+    def _check_resume(self, ckpt):
+        for k in ("n_layer", "n_embd", "n_head", "block_size"):
+            if getattr(self.cfg.model, k) != getattr(ckpt.config, k):
+                raise MicroGPTError(f"--{k.replace('_', '-')} {getattr(self.cfg.model, k)} does not match the "
+                                    f"checkpoint's {k} {getattr(ckpt.config, k)}: drop it to resume, "
+                                    f"or train a new run")
+        saved = TrainConfig.from_dict(ckpt.raw_config.get("train", {}))
+        if ckpt.step >= self.cfg.train.steps:
+            raise MicroGPTError(f"the checkpoint in {self.out} is already at step {ckpt.step}: "
+                                f"pass a larger --steps to train further")
+        for k in ("seed", "data_mode", "val_frac"):  # these decide the data order: changing them breaks the run
+            if getattr(saved, k) != getattr(self.cfg.train, k):
+                raise MicroGPTError(f"--{k.replace('_', '-')} {getattr(self.cfg.train, k)} differs from the "
+                                    f"checkpoint's {getattr(saved, k)}: resume with the same one")
+
+    def _lock(self):
+        if self.lock is not None and self.lock.fd is None:
+            self.lock.acquire()
+
+    @classmethod
+    def open(cls, out, engine=None, **engine_options):
+        """An existing run, to sample from or evaluate (no training, no lock: readers never see
+        a half-written checkpoint). It keeps the engine and dtype that trained it unless told."""
+        return OpenRun(out, engine, engine_options)
+
+    # ------------------------------------------------------------------ training
+
+    def batch(self, step):
+        """(this process's sequences, their weights or None for the plain mean, extra metrics)."""
+        seqs = self.ds.train_batch(step, self.cfg.train.batch_size, self.cfg.train.seed)
+        return self.my_share(seqs), None, {}
+
+    def my_share(self, items):
+        per = len(items) // self.world_size
+        return items[self.rank * per:(self.rank + 1) * per]
+
+    def evaluate_now(self):
+        """The validation figures recorded at an evaluation step."""
+        if not self.ds.val:
+            return {}
+        val = self.evaluate_split("val", self.cfg.eval_docs)
+        return {"val_loss": val["loss"], "val_bpb": val["bpb"]}
+
+    def train(self):
+        """Train to config.train.steps (or stop_after); True when the schedule is complete."""
+        cfg, tc = self.cfg, self.cfg.train
+        start = self.state["step"]
+        end = min(tc.steps, cfg.stop_after or tc.steps)
+        if end <= start:
+            raise MicroGPTError(f"--stop-after {end} is not past the checkpoint's step {start}")
+        if self.is_main:
+            self._lock()
+            if not self.resume and checkpoint.exists(self.out) and not self.overwrite:
+                raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
+                                    f"--overwrite to replace it, or another --out")
+        self.log(f"data: {self.ds.describe()}")
+        self.log(f"model: {num_params(self.config):,} parameters, {self.config.n_layer} layer(s), "
+                 f"n_embd {self.config.n_embd}, {self.config.n_head} heads, block {self.config.block_size}; "
+                 f"engine {cfg.engine.name} ({self.model.description})")
+        metrics = MetricsLog(self.out, start, cfg.tensorboard) if self.is_main else None
+        handlers = self._catch_signals()
+        t0, elapsed0 = time.time(), self.state["elapsed"]
+        window = Window()
+        try:
+            for step in range(start, end):
+                seqs, weights, extra = self.batch(step)
+                lr = learning_rate(tc, step)
+                t_step = time.time()
+                loss = self.model.train_step(seqs, lr, step + 1, tc, weights)
+                n_tokens = sum(len(s) - 1 for s in seqs) * self.world_size
+                window.add(time.time() - t_step, n_tokens, train_loss=loss, **extra, **self.model.step_info())
+                if not math.isfinite(loss):
+                    kept = (f"the last good checkpoint (step {self.last_saved}) is kept in {self.out}"
+                            if self.last_saved is not None else "no checkpoint had been saved yet")
+                    raise MicroGPTError(f"loss became {loss} at step {step + 1}: training stopped and {kept}; "
+                                        f"lower --lr or check the data")
+                done = step + 1
+                self.state.update(step=done, tokens=self.state["tokens"] + n_tokens,
+                                  elapsed=round(elapsed0 + time.time() - t0, 3))
+                stop = self.model.any_rank(self._stop is not None)
+                val = {}
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == tc.steps):
+                    val = self.evaluate_now()
+                if done % cfg.log_every == 0 or done == end or val or stop:
+                    record = {"step": done, **window.means(), **val, "lr": lr, "tokens": self.state["tokens"],
+                              "tokens_per_s": round(window.tokens_per_s(), 1), "elapsed": self.state["elapsed"]}
+                    self.log(self._log_line(record, (time.time() - t0) / (done - start) * (tc.steps - done)))
+                    if metrics:
+                        metrics.write(record)
+                    window = Window()
+                if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < end:
+                    self.save()
+                if stop:
+                    self.save()
+                    self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
+                    raise SystemExit(128 + (self._stop or signal.SIGINT))
+            self.save()
+        finally:
+            if metrics:
+                metrics.close()
+            self._restore_signals(handlers)
+            if self.lock is not None:
+                self.lock.release()
+        self.log(f"trained {end - start} steps in {time.time() - t0:.1f}s; checkpoint saved in {self.out}"
+                 + ("" if end == tc.steps else "; continue with --resume"))
+        return end == tc.steps
+
+    def _log_line(self, record, eta):
+        msg = f"step {record['step']:4d} / {self.cfg.train.steps:4d}"
+        for key, label in self.log_fields:
+            if key in record:
+                msg += f" | {label} {record[key]:.4f}"
+        msg += f" | {record['tokens_per_s']:,.0f} tok/s | eta {eta:.0f}s"
+        if "graph_nodes" in record:
+            msg += f" | graph {record['graph_nodes']:,.0f} nodes {record['graph_edges']:,.0f} edges"
+        return msg
+
+    def log(self, msg):
+        if self.is_main and not self.cfg.quiet:
+            print(msg, flush=True)
+
+    def save(self):
+        """Write the checkpoint (the main process only)."""
+        if not self.is_main:
+            return
+        cfg = self.cfg
+        meta = {"train": cfg.train.to_dict(), "engine": cfg.engine.to_dict(),
+                "run": {k: v for k, v in cfg.to_dict().items()  # (what a resume keeps; not this call's own)
+                        if k not in ("model", "train", "engine", "data", "out", "stop_after", "quiet")},
+                "data": {"path": os.path.abspath(self.data.path), "sha256": self.data.sha256,
+                         "default": cfg.data is None},
+                "command": self.command}
+        state = {**self.state, "rng_state": rng_state_to_json(self.rng)}
+        checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),
+                        config=self.config, tokenizer=self.ds.tokenizer, state=state, meta=meta,
+                        dtype=self.model.safetensors_dtype)
+        self.last_saved = self.state["step"]
+
+    # ------------------------------------------------------------------ signals: finish the step, save, exit
+
+    def _catch_signals(self):
+        """SIGINT (Ctrl-C), SIGTERM (schedulers, kill) and SIGHUP (a closed terminal) all ask the
+        loop to finish its step, save and exit; every process of a distributed run stops at the
+        same step. A second Ctrl-C in a single process aborts at once."""
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                with contextlib.suppress(ValueError):  # (not the main thread, a notebook's worker say: none)
+                    handlers[sig] = signal.signal(sig, self._on_signal)
+        return handlers
+
+    def _on_signal(self, signum, frame):
+        if self._stop is not None:
+            if signum == signal.SIGINT and self.world_size == 1:
+                raise KeyboardInterrupt
+            return  # torchrun forwards the signal the terminal already sent: one is enough
+        self._stop = signum
+        self.log(f"\n{signal.Signals(signum).name}: finishing this step, saving a checkpoint, then exiting"
+                 + (" (Ctrl-C again to abort)" if self.world_size == 1 else ""))
+
+    @staticmethod
+    def _restore_signals(handlers):
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+    @property
+    def tokenizer(self):
+        return self.ds.tokenizer
+
+
+def sample_texts(model, tokenizer, config, data_mode, rng, num, temperature=0.5, top_k=0, prompt="",
+                 max_new_tokens=None):
+    """`num` samples, one after another (so the random stream is drawn as the seed draws it)."""
+    docs = data_mode == "docs"
+    prompt_ids = tokenizer.encode(prompt)
+    if docs:
+        context = [tokenizer.BOS] + prompt_ids
+    else:
+        context = prompt_ids or tokenizer.encode(default_stream_prompt(tokenizer))
+    out = []
+    for _ in range(num):
+        new = generate(model, [context], rng, config.block_size, None if docs else (max_new_tokens or 500),
+                       temperature, top_k, stop=(tokenizer.BOS,) if docs else (), slide=not docs)[0]
+        out.append(tokenizer.decode(prompt_ids + new) if docs else tokenizer.decode(context + new))
+    return out
+
+
+def default_stream_prompt(tokenizer):
+    """Continuous text has no BOS in training: start a sample from a newline (or the first token)."""
+    try:
+        tokenizer.encode("\n")
+        return "\n"
+    except MicroGPTError:
+        return tokenizer.piece(0)
+
+
+class Window:
+    """The steps since the last log line: logged figures are their means, not the last batch's."""
+
+    def __init__(self):
+        self.sums, self.n, self.seconds, self.tokens = {}, 0, 0.0, 0
+
+    def add(self, seconds, tokens, **figures):
+        self.n += 1
+        self.seconds += seconds
+        self.tokens += tokens
+        for k, v in figures.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def means(self):
+        return {k: v / self.n for k, v in self.sums.items()} if self.n else {}
+
+    def tokens_per_s(self):
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON line per logged step. On resume it keeps only the lines up to the
+    step resumed from (a run killed after logging but before saving logged steps it will redo)."""
+
+    def __init__(self, run_dir, start_step, tensorboard=False):
+        self.path = os.path.join(run_dir, "metrics.jsonl")
+        kept = b""
+        if start_step and os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                kept = b"".join(line for line in f.read().splitlines(keepends=True)
+                                if (_step_of(line) or math.inf) <= start_step)
+        try:
+            atomic_write_bytes(self.path, kept)
+            self.f = open(self.path, "a")  # noqa: SIM115 (open for the whole run; closed by close())
+        except OSError as e:
+            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): free some space or fix the "
+                                f"folder's permissions") from None
+        self.tb = None
+        if tensorboard:
+            from microgpt.pictures.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+
+    def write(self, record):
+        try:
+            self.f.write(json.dumps(record) + "\n")
+            self.f.flush()
+        except OSError as e:
+            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): the last checkpoint is kept; "
+                                f"free some space, then continue with --resume") from None
+        if self.tb:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, record["step"])
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.f.close()
+        if self.tb:
+            self.tb.close()
+
+
+def _step_of(line):
+    """The step of one metrics.jsonl line; None for a line a kill cut short."""
+    try:
+        step = json.loads(line).get("step")
+        return step if isinstance(step, int) else None
+    except (ValueError, AttributeError):
+        return None
+
+
+class OpenRun(RunBase):
+    """A trained run opened for sampling and evaluation (see Run.open)."""
+
+    def __init__(self, out, engine, engine_options):
+        ckpt = checkpoint.load(out)
+        self.cfg = saved_config(ckpt, out)
+        eng = self.cfg.engine
+        if engine is not None and engine != eng.name:  # another engine: its own defaults, but the graph
+            eng = EngineConfig(name=engine, graph=eng.graph)
+        given = {k: v for k, v in engine_options.items() if v is not None}
+        self.cfg.engine = eng = EngineConfig(**{**eng.to_dict(), "compile": False, "stats": False, **given})
+        self.out, self.config, self.state, self.tokenizer = out, ckpt.config, ckpt.state, ckpt.tokenizer
+        self.model = get_engine(eng.name).Model(ckpt.config, ckpt.weights, eng)
+        self.rng = random.Random()
+        rng_state_from_json(self.rng, ckpt.state.get("rng_state"))
+        self._ds = None
+
+    @property
+    def ds(self):
+        """The run's data, read when first needed (sampling needs only the tokenizer)."""
+        if self._ds is None:
+            tc = self.cfg.train
+            data = read_data(self.cfg.data)
+            self._ds = Dataset(data.text, tc.data_mode, self.config.block_size, tc.val_frac,
+                               random.Random(tc.seed), tokenizer=self.tokenizer)
+        return self._ds
+
+    def use_data(self, path):
+        """Evaluate on (or mark samples against) another file than the run's own."""
+        self.cfg.data, self._ds = path, None
+
+
+def saved_config(ckpt, out):
+    """The RunConfig a checkpoint was saved with (see RunConfig.load)."""
+    raw = ckpt.raw_config
+    eng = raw.get("engine")
+    if not isinstance(eng, dict):  # an older checkpoint: the engine's name and dtype
+        eng = {"name": eng or "python", "dtype": raw.get("dtype")}
+    data = raw.get("data") or {}
+    try:
+        cfg = RunConfig.from_dict({**(raw.get("run") or {}), "out": out, "model": ckpt.config.to_dict(),
+                                   "train": raw.get("train") or {}, "engine": eng})
+    except (TypeError, ValueError) as e:
+        raise MicroGPTError(f"{ckpt.path}/config.json is corrupt ({e}): delete the run folder or train again") from None
+    cfg.data = None if data.get("default", data.get("path") is None) else data.get("path")
+    return cfg
