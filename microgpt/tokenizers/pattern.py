@@ -81,13 +81,17 @@ def unicode_classes():
     return letters, numbers, space
 
 
-@functools.lru_cache(maxsize=None)
 def stdlib_regex(pattern=PATTERN):
     """`pattern` compiled for the standard `re` module; only `PATTERN` is known (ValueError
     otherwise): this is a translation of one pattern, not of the `regex` syntax."""
-    if pattern != PATTERN:
+    if not isinstance(pattern, str) or pattern != PATTERN:
         raise ValueError("unknown split pattern: only microgpt.tokenizers.pattern.PATTERN can "
                          "run without the `regex` package")
+    return _compiled()
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled():
     L, N, S = unicode_classes()
     # branch by branch, the same order as PATTERN (re, like regex, takes the first that matches)
     return re.compile(
