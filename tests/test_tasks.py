@@ -4,12 +4,25 @@ spec parsing, names tasks, mixtures, and conversations that read back."""
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from microgpt import MicroGPTError
 from microgpt.conversations import read_conversations, write_conversations
-from microgpt.tasks import (TASKS, Add, Count, Mixture, NamesEnding, NamesLength, Problem, Reverse, describe_tasks,
-                            get_task, make_conversations, split_of)
+from microgpt.tasks import (
+    TASKS,
+    Add,
+    Count,
+    Mixture,
+    NamesEnding,
+    NamesLength,
+    Problem,
+    Reverse,
+    describe_tasks,
+    get_task,
+    make_conversations,
+    split_of,
+)
 
 WORDS = ["anna", "bob", "emma", "olivia", "zoe", "ava", "mia", "liam", "noah", "eve", "kai", "isabella"]
 

@@ -19,8 +19,23 @@ from microgpt.tasks.mixture import Mixture
 from microgpt.tasks.names import NamesEnding, NamesLength
 from microgpt.tasks.reverse import Reverse
 
-__all__ = ["TASKS", "SPLITS", "TEST_PERCENT", "Problem", "Task", "Add", "Reverse", "Count", "NamesEnding",
-           "NamesLength", "Mixture", "get_task", "describe_tasks", "make_conversations", "split_of"]
+__all__ = [
+    "SPLITS",
+    "TASKS",
+    "TEST_PERCENT",
+    "Add",
+    "Count",
+    "Mixture",
+    "NamesEnding",
+    "NamesLength",
+    "Problem",
+    "Reverse",
+    "Task",
+    "describe_tasks",
+    "get_task",
+    "make_conversations",
+    "split_of",
+]
 
 # spec -> what it is, for help text; the first word of each line is how it is written
 TASKS = {
