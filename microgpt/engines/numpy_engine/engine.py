@@ -92,6 +92,13 @@ class Model:
         n = int(mask.sum())
         return float(loss(self.params, self.config, inputs, targets, mask).data) * n, n
 
+    def attention_maps(self, ids):
+        """Attention probabilities of one sequence `ids` (positions 0 ..): [n_layer, n_head, T, T],
+        row i = how query position i spreads its attention over key positions 0 .. i."""
+        record = []
+        gpt(self.params, self.config, np.array([ids]), record=record)
+        return np.stack([P[0] for P in record]).astype(np.float64)  # n_layer x [1, H, T, T] -> [L, H, T, T]
+
     def generator(self):
         return Generator(self)
 
