@@ -59,14 +59,14 @@ def attention_figure(maps, labels, title=None):
     L, H, T, _ = maps.shape
     if len(labels) != T:
         raise ValueError(f"{len(labels)} labels for {T} positions")
-    panel = min(2.6, max(1.9, 0.17 * T))     # inches per heatmap: room for T labels
+    panel = min(3.2, max(1.9, 0.12 * T))     # inches per heatmap: room for T labels
     fig = Figure(figsize=(H * panel + 1.1, L * panel + 1.0), layout="constrained")
     axes = fig.subplots(L, H, squeeze=False)
     import matplotlib
     # the masked future is blank (white), unlike a weight of 0 (dark)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     future = np.triu(np.ones((T, T), dtype=bool), k=1)
-    size = 9 if T <= 12 else 7 if T <= 24 else 5
+    size = 9 if T <= 12 else 7 if T <= 24 else 6 if T <= 40 else 5
     every = max(1, T // 32)                  # very long texts: label every k-th token only
     ticks = list(range(0, T, every))
     image = None

@@ -80,12 +80,13 @@ def embeddings_figure(wte, wpe, labels, kinds=None, title=None, max_labels=120):
     # a big vocabulary (BPE) cannot carry every label: keep the tokens furthest out and the specials
     far = np.argsort(-np.linalg.norm(coords, axis=1))
     shown = set(far[:max_labels].tolist()) | {i for i, k in enumerate(kinds) if k == "special"}
+    few = len(labels) <= 128  # a disc behind each label; a big vocabulary gets dots
     for kind, (color, name) in KINDS.items():
         idx = [i for i, k in enumerate(kinds) if k == kind]
         if not idx:
             continue
-        ax.scatter(coords[idx, 0], coords[idx, 1], s=110 if len(labels) <= 64 else 12, color=color,
-                   alpha=0.18 if len(labels) <= 64 else 0.5, edgecolors="none", label=name)
+        ax.scatter(coords[idx, 0], coords[idx, 1], s=110 if few else 12, color=color,
+                   alpha=0.18 if few else 0.5, edgecolors="none", label=name)
         for i in idx:
             if i in shown:
                 ax.annotate(labels[i], coords[i], ha="center", va="center", color=color,
@@ -99,7 +100,7 @@ def embeddings_figure(wte, wpe, labels, kinds=None, title=None, max_labels=120):
     ax.set_ylabel(f"principal component 2 ({100 * ratio[1]:.1f}% of the variance)")
     ax.set_title(f"token embeddings wte [{wte.shape[0]} \u00d7 {wte.shape[1]}], PCA to 2-D", fontsize=10)
     if len({k for k in kinds}) > 1:
-        ax.legend(fontsize=8, loc="best", markerscale=0.6, framealpha=0.85)
+        ax.legend(fontsize=8, loc="best", markerscale=0.6 if few else 2.5, framealpha=0.85)
     sim = cosine_similarity(wpe)
     image = ax_pos.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     T = len(sim)

@@ -166,7 +166,8 @@ def _attention_sequences(ckpt, texts, samples, n):
         if bos:
             docs = ds.val[:n]
         else:
-            docs = [ds.val[i * block:(i + 1) * block] for i in range(n) if len(ds.val) >= (i + 1) * block]
+            width = min(block, 24)  # continuous text: windows short enough to label every token
+            docs = [ds.val[i * width:(i + 1) * width] for i in range(n) if len(ds.val) >= (i + 1) * width]
         for doc in docs:
             ids = (([tok.BOS] if bos else []) + list(doc))[:block]
             out.append((tok.decode(ids), ids))
@@ -321,6 +322,6 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
             f'<div class="sub">{esc(os.path.abspath(run_dir))} \u00b7 written {esc(time.strftime("%Y-%m-%d %H:%M"))}'
             f" \u00b7 microgpt {esc(__version__)}</div></header>"
             + "\n".join(parts)
-            + f"<footer>Made by <code>microgpt report</code>. Everything on this page is inside this one "
-              f"file; it loads nothing from anywhere.</footer></main></body></html>\n")
+            + "<footer>Made by <code>microgpt report</code>. Everything on this page is inside this one "
+              "file; it loads nothing from anywhere.</footer></main></body></html>\n")
     return write_file(os.fspath(out or os.path.join(run_dir, "report.html")), page.encode("utf-8"))
