@@ -454,6 +454,7 @@ def test_event_file_round_trip(tmp_path):
             w.add_image("not a png", png)
         fig_png = open(curves.plot_curves([write_metrics(tmp_path / "m", synthetic_rows(50))])[0], "rb").read()
         w.add_image("curves", fig_png, step=7)
+        w.add_figure("curves again", curves.curves_figure([("m", synthetic_rows(50))]), step=8)
         path = w.path
     assert re.fullmatch(r"events\.out\.tfevents\.\d{10}\.[^/]+\.\d+\.\d+", os.path.basename(path))
     events = tensorboard.read_events(path)
@@ -463,6 +464,7 @@ def test_event_file_round_trip(tmp_path):
     assert events[3]["scalars"] == {"big": math.inf} and events[4]["step"] == -2
     h, wdt, raw = events[5]["images"]["curves"]
     assert raw == fig_png and (wdt, h) == struct.unpack(">II", fig_png[16:24])
+    assert is_png(events[6]["images"]["curves again"][2])
     # a flipped bit is caught by the CRCs
     data = bytearray(open(path, "rb").read())
     data[40] ^= 1

@@ -153,6 +153,11 @@ class SummaryWriter:
         """A picture (the bytes of a PNG file) under IMAGES in TensorBoard."""
         self._write([image_value(tag, png)], step, wall_time)
 
+    def add_figure(self, tag, fig, step=0, wall_time=None):
+        """A matplotlib figure (one of microgpt.pictures' *_figure functions), as a PNG image."""
+        from microgpt.pictures import figure_bytes
+        self.add_image(tag, figure_bytes(fig), step, wall_time)
+
     def flush(self):
         if self._file is not None:
             self._file.flush()  # to the OS, no fsync: cheap enough for every log line
