@@ -2,7 +2,9 @@
 microgpt.pictures.curves (several runs, x = step | tokens | time, bits per byte, lr). Once the
 CLI calls plot_curves directly, this file can go."""
 
-from microgpt.pictures.curves import plot_curves, read_metrics  # noqa: F401  (read_metrics moved there)
+from microgpt.pictures.curves import plot_curves, read_metrics  # read_metrics moved there
+
+__all__ = ["plot_run", "read_metrics"]
 
 
 def plot_run(run_dir):
