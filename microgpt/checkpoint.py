@@ -17,7 +17,7 @@ import shutil
 import time
 
 from microgpt import MicroGPTError, safetensors, tokenizers
-from microgpt.config import GPTConfig
+from microgpt.config import EngineConfig, GPTConfig, TrainConfig
 from microgpt.data import atomic_write_bytes
 from microgpt.init import param_shapes
 
@@ -108,6 +108,26 @@ class Checkpoint:
     @property
     def step(self):
         return self.state["step"]
+
+    @property
+    def train(self):
+        """The TrainConfig the run was trained with."""
+        return self._section(TrainConfig, self.raw_config.get("train") or {})
+
+    @property
+    def engine(self):
+        """The EngineConfig that trained it (an older checkpoint saved only a name and a dtype)."""
+        eng = self.raw_config.get("engine")
+        if not isinstance(eng, dict):
+            eng = {"name": eng or "python", "dtype": self.raw_config.get("dtype")}
+        return self._section(EngineConfig, eng)
+
+    def _section(self, cls, d):
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise MicroGPTError(f"{self.path}/config.json is corrupt ({e}): delete the run folder "
+                                f"or train again") from None
 
 
 def load(run_dir, with_optimizer=True, attempts=5):

@@ -104,8 +104,30 @@ def build_parser():
     e.add_argument("--max-docs", type=int, default=1000, help="documents per split (default 1000; 0: all)")
     _engine_args(e)
 
-    pl = sub.add_parser("plot", help="plot the loss curves of a run to loss.png (needs matplotlib)")
-    pl.add_argument("--out", required=True, help="run directory")
+    pl = sub.add_parser("plot", help="loss curves of one or more runs, overlaid (needs matplotlib)")
+    pl.add_argument("runs", nargs="*", metavar="RUN", help="run directories to draw together")
+    pl.add_argument("--out", action="append", default=[], help="a run directory (same as giving it as RUN)")
+    pl.add_argument("--x", default="step", choices=("step", "tokens", "time"), help="x axis (default step)")
+    pl.add_argument("--log", action="store_true", help="log-scale loss axis")
+    pl.add_argument("--svg", action="store_true", help="also write an SVG beside the PNG")
+    pl.add_argument("--to", default=None, help="picture file (default RUN/loss.png, or ./loss.png for several runs)")
+
+    a = sub.add_parser("attention", help="every layer's and head's attention over a text, as heatmaps")
+    a.add_argument("--out", required=True, help="run directory")
+    a.add_argument("--text", required=True, help="the text to read (a document starts with BOS, as in training)")
+    a.add_argument("--svg", action="store_true", help="also write an SVG")
+    a.add_argument("--to", default=None, help="picture file (default RUN/attention.png)")
+
+    em = sub.add_parser("embeddings", help="token embeddings (PCA to 2-D) and position-embedding similarities")
+    em.add_argument("--out", required=True, help="run directory")
+    em.add_argument("--svg", action="store_true", help="also write an SVG")
+    em.add_argument("--to", default=None, help="picture file (default RUN/embeddings.png)")
+
+    r = sub.add_parser("report", help="one self-contained report.html of a run: config, curves, pictures, samples")
+    r.add_argument("--out", required=True, help="run directory")
+    r.add_argument("--num", type=int, default=20, help="samples to show, each marked train / val / new (default 20)")
+    r.add_argument("--text", action="append", default=None, help="a text whose attention to draw (repeatable)")
+    r.add_argument("--max-docs", type=int, default=1000, help="documents per split to evaluate (default 1000; 0: all)")
     return parser
 
 
@@ -200,12 +222,50 @@ def cmd_eval(args):
             print(f"{split}: no data")
 
 
+def _wrote(paths):
+    for path in paths:
+        print(f"wrote {path}")
+
+
 def cmd_plot(args):
-    from microgpt.plot import plot_run
-    print(f"wrote {plot_run(args.out)}")
+    from microgpt.pictures.curves import plot_curves
+    runs = args.runs + args.out
+    if not runs:
+        raise MicroGPTError("give the run directories to plot: microgpt plot RUN [RUN ...]")
+    _wrote(plot_curves(runs, x=args.x, log=args.log, svg=args.svg, out=args.to))
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot}
+def cmd_attention(args):
+    from microgpt.pictures.attention import plot_attention
+    _wrote(plot_attention(args.out, args.text, out=args.to, svg=args.svg))
+
+
+def cmd_embeddings(args):
+    from microgpt.pictures.embeddings import plot_embeddings
+    _wrote(plot_embeddings(args.out, out=args.to, svg=args.svg))
+
+
+def cmd_report(args):
+    from microgpt.pictures import require_matplotlib
+    from microgpt.pictures.report import build_report
+    for flag in ("num", "max_docs"):
+        require(flag, getattr(args, flag), "nonneg")
+    require_matplotlib()
+    run = _open(args)
+    docs = run.cfg.train.data_mode == "docs"
+    samples, results = [], []
+    try:
+        samples = [(t, run.mark(t).replace("in ", "") if docs else "") for t in run.sample(args.num)]
+        for split, r in run.evaluate(args.max_docs).items():
+            if r["sequences"]:
+                results += [(f"{split} loss (nats/token)", r["loss"]), (f"{split} bits per byte", r["bpb"])]
+    except MicroGPTError as e:  # the data file is gone: the page still shows the rest
+        print(f"note: no samples or evaluation in the report ({e})", file=sys.stderr)
+    _wrote([build_report(args.out, samples=samples or None, eval_results=results, attention_texts=args.text)])
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot,
+            "attention": cmd_attention, "embeddings": cmd_embeddings, "report": cmd_report}
 
 
 def main(argv=None):

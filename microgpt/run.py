@@ -20,7 +20,7 @@ import sys
 import time
 
 from microgpt import MicroGPTError, checkpoint
-from microgpt.config import EngineConfig, RunConfig, TrainConfig, learning_rate
+from microgpt.config import EngineConfig, RunConfig, learning_rate
 from microgpt.data import Dataset, atomic_write_bytes, bytes_covered, read_data
 from microgpt.engines import get_engine
 from microgpt.init import init_weights, num_params
@@ -149,7 +149,7 @@ class Run(RunBase):
                 raise MicroGPTError(f"--{k.replace('_', '-')} {getattr(self.cfg.model, k)} does not match the "
                                     f"checkpoint's {k} {getattr(ckpt.config, k)}: drop it to resume, "
                                     f"or train a new run")
-        saved = TrainConfig.from_dict(ckpt.raw_config.get("train", {}))
+        saved = ckpt.train
         if ckpt.step >= self.cfg.train.steps:
             raise MicroGPTError(f"the checkpoint in {self.out} is already at step {ckpt.step}: "
                                 f"pass a larger --steps to train further")
@@ -377,7 +377,7 @@ class MetricsLog:
             raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): free some space or fix the "
                                 f"folder's permissions") from None
         self.tb = None
-        if tensorboard:
+        if tensorboard:  # (hand-written event files: no dependency to write them)
             from microgpt.pictures.tensorboard import SummaryWriter
             self.tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
 
@@ -389,9 +389,9 @@ class MetricsLog:
             raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): the last checkpoint is kept; "
                                 f"free some space, then continue with --resume") from None
         if self.tb:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, record["step"])
+            from microgpt.pictures.tensorboard import log_metrics
+            log_metrics(self.tb, record)
+            self.tb.flush()
 
     def close(self):
         with contextlib.suppress(OSError):
@@ -444,14 +444,11 @@ class OpenRun(RunBase):
 def saved_config(ckpt, out):
     """The RunConfig a checkpoint was saved with (see RunConfig.load)."""
     raw = ckpt.raw_config
-    eng = raw.get("engine")
-    if not isinstance(eng, dict):  # an older checkpoint: the engine's name and dtype
-        eng = {"name": eng or "python", "dtype": raw.get("dtype")}
-    data = raw.get("data") or {}
     try:
-        cfg = RunConfig.from_dict({**(raw.get("run") or {}), "out": out, "model": ckpt.config.to_dict(),
-                                   "train": raw.get("train") or {}, "engine": eng})
+        cfg = RunConfig.from_dict({**(raw.get("run") or {}), "out": out})
     except (TypeError, ValueError) as e:
         raise MicroGPTError(f"{ckpt.path}/config.json is corrupt ({e}): delete the run folder or train again") from None
+    cfg.model, cfg.train, cfg.engine = ckpt.config, ckpt.train, ckpt.engine
+    data = raw.get("data") or {}
     cfg.data = None if data.get("default", data.get("path") is None) else data.get("path")
     return cfg

@@ -87,6 +87,13 @@ class Model(base.Model):
         nll = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, T]
         return [row[:len(s) - 1].astype(np.float64).tolist() for row, s in zip(nll, seqs)]
 
+    def attention_maps(self, ids):
+        """Attention probabilities of one sequence `ids` (positions 0 ..): [n_layer, n_head, T, T],
+        row i = how query position i spreads its attention over key positions 0 .. i."""
+        record = []
+        gpt(self.params, self.config, np.array([ids]), record=record)
+        return np.stack([P[0] for P in record]).astype(np.float64)  # n_layer x [1, H, T, T] -> [L, H, T, T]
+
     def generator(self, batch_size=1):
         return Generator(self, batch_size)
 

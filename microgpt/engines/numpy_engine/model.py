@@ -18,7 +18,7 @@ from microgpt.engines.numpy_engine.tensor import (
 )
 
 
-def gpt(params, config, idx, pos0=0, cache=None, drop=None):
+def gpt(params, config, idx, pos0=0, cache=None, drop=None, record=None):
     """Logits [B, T, vocab] for token ids `idx` [B, T] at positions pos0 .. pos0 + T - 1.
 
     `cache` (sampling only): per layer a dict whose "k" and "v" arrays [B, t, C] hold the keys
@@ -26,6 +26,8 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None):
     through the cache.
     `drop` (training only): a function applying dropout to what each attention and MLP block
     adds to the residual stream.
+    `record` (pictures only): a list that each layer's attention probabilities
+    [B, n_head, T, t] are appended to, layer by layer.
     """
     drop = drop or (lambda x: x)
     B, T = idx.shape
@@ -44,7 +46,7 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None):
             c["k"] = k.data if c["k"] is None else np.concatenate([c["k"], k.data], axis=1)
             c["v"] = v.data if c["v"] is None else np.concatenate([c["v"], v.data], axis=1)
             k, v = Tensor(c["k"]), Tensor(c["v"])
-        x = causal_attention(q, k, v, config.n_head)
+        x = causal_attention(q, k, v, config.n_head, record)
         x = drop(linear(x, params[name + "attn_wo"])) + x_residual
         # 2) MLP
         x_residual = x

@@ -102,12 +102,13 @@ def dropout(x, p, rng):
     return Tensor(x.data * keep, (x,), backward)
 
 
-def causal_attention(q, k, v, n_head):
+def causal_attention(q, k, v, n_head, record=None):
     """Multi-head causal self-attention. q [B, Tq, C], k and v [B, Tk, C] -> [B, Tq, C].
 
     The Tq queries are the last Tq of the Tk positions (Tq = Tk in training; Tq = 1 when
     sampling with a KV cache), and each attends to its own position and every earlier one.
     Per head (d = C / n_head): S = q k^T / sqrt(d), P = softmax(S) over the keys, out = P v.
+    `record` (pictures only): a list that P [B, n_head, Tq, Tk] is appended to.
     """
     B, Tq, C = q.shape
     Tk = k.shape[1]
@@ -124,6 +125,8 @@ def causal_attention(q, k, v, n_head):
     S -= S.max(axis=-1, keepdims=True)
     P = np.exp(S)
     P /= P.sum(axis=-1, keepdims=True)
+    if record is not None:
+        record.append(P)
     out = (P @ vh).transpose(0, 2, 1, 3).reshape(B, Tq, C)
 
     def backward(g):

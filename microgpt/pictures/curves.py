@@ -1,0 +1,209 @@
+"""Loss curves of one or more runs, overlaid: what `microgpt plot RUN [RUN ...]` draws.
+
+Panels, top to bottom, each only where some run has the numbers:
+  loss       train loss (the mean over each logged window) as a line, validation loss as
+             points joined by a dashed line, in nats per token;
+  bits/byte  validation bits per byte (`val_bpb`), the number that compares tokenizers;
+  RL         mean reward and pass@k of reinforcement-learning runs;
+  lr         the learning rate, on its own axis so its scale does not squash the losses.
+All panels share the x axis: step, training tokens (`tokens`) or time (`elapsed`).
+"""
+
+import json
+import math
+import os
+
+from microgpt import MicroGPTError
+from microgpt.pictures import require_matplotlib, save_figure
+
+MAX_POINTS = 150       # at most this many train-loss windows per curve
+MIN_WINDOW_STEPS = 10  # and each window the mean of at least this many steps (see train_windows)
+X_MODES = ("step", "tokens", "time")
+
+
+def read_metrics(run_dir):
+    """The rows of a run's metrics.jsonl, one dict per logged step. A half-written last line (the
+    run is still training) is skipped; any other bad line is an error naming the file."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        raise MicroGPTError(f"no metrics.jsonl in {run_dir}: train a run there first")
+    with open(path, "rb") as f:
+        lines = [l for l in f.read().decode("utf-8", errors="replace").split("\n") if l.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise MicroGPTError(f"{path} line {i + 1} is not JSON: the metrics file is corrupt") from None
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
+
+
+def run_names(run_dirs):
+    """Legend names: each run's folder name, or parent/folder where two folders share a name."""
+    full = [os.path.abspath(d).rstrip(os.sep) for d in run_dirs]
+    names = [os.path.basename(p) for p in full]
+    if len(set(names)) < len(names):
+        names = [os.path.join(os.path.basename(os.path.dirname(p)), os.path.basename(p)) for p in full]
+    return names
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def cumulative_elapsed(rows):
+    """Seconds since the run began, per row. A resumed run's clock restarts at 0; each restart
+    continues from where the previous part ended, so time only moves forward."""
+    out, offset, prev = [], 0.0, 0.0
+    for r in rows:
+        t = float(r.get("elapsed", prev - offset) or 0.0)
+        if t + offset < prev:        # the clock went back: a resume
+            offset = prev
+        out.append(t + offset)
+        prev = t + offset
+    return out
+
+
+def x_axis(runs, x):
+    """(per run the x value of each row, the axis label). `tokens` falls back to steps for every run
+    when any run did not record them: one axis must not mix two units."""
+    if x not in X_MODES:
+        raise MicroGPTError(f"unknown x axis {x!r}: use one of {', '.join(X_MODES)}")
+    if x == "tokens":
+        lacking = [name for name, rows in runs if not all(_finite(r.get("tokens")) for r in rows)]
+        if not lacking:
+            return [[float(r["tokens"]) for r in rows] for _, rows in runs], "training tokens"
+        return ([[float(r["step"]) for r in rows] for _, rows in runs],
+                f"step (no token counts recorded in {', '.join(lacking)})")
+    if x == "time":
+        xs = [cumulative_elapsed(rows) for _, rows in runs]
+        longest = max((max(v) for v in xs if v), default=0.0)
+        unit, div = (("hours", 3600.0) if longest > 3 * 3600 else ("minutes", 60.0) if longest > 600
+                     else ("seconds", 1.0))
+        return [[t / div for t in v] for v in xs], f"time ({unit})"
+    return [[float(r["step"]) for r in rows] for _, rows in runs], "step"
+
+
+def train_windows(xs, rows, max_points=MAX_POINTS, min_steps=MIN_WINDOW_STEPS):
+    """(x, mean train loss) per window of consecutive logged rows.
+
+    Each logged train_loss is already the mean over the steps since the row before it. Rows are
+    grouped until a group covers at least max(total steps / max_points, min_steps) steps (but
+    never fewer than 20 windows): one row per step of one document each (older runs, the seed)
+    is too noisy to read, and a long run needs no more points than the picture has room for.
+    A window's loss is the mean weighted by the steps each row covers; its x the same mean of x.
+    """
+    pts, prev_step = [], 0
+    for x, r in zip(xs, rows):
+        if _finite(r.get("train_loss")):
+            steps = max(1, int(r["step"]) - prev_step)  # the steps this row's mean stands for
+            pts.append((x, float(r["train_loss"]), steps))
+        prev_step = int(r["step"])
+    total = sum(p[2] for p in pts)
+    need = max(1.0, min(max(total / max_points, min_steps), total / 20))
+    wx, wy, group = [], [], []
+    for i, p in enumerate(pts):
+        group.append(p)
+        n = sum(g[2] for g in group)
+        if n >= need or i == len(pts) - 1:
+            wx.append(sum(g[0] * g[2] for g in group) / n)
+            wy.append(sum(g[1] * g[2] for g in group) / n)
+            group = []
+    return wx, wy
+
+
+def _series(xs, rows, key):
+    pts = [(x, float(r[key])) for x, r in zip(xs, rows) if _finite(r.get(key))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _rl_keys(runs):
+    keys = {k for _, rows in runs for r in rows for k in r if k == "reward_mean" or k.startswith("pass@")}
+    return sorted(keys, key=lambda k: (k != "reward_mean", len(k), k))
+
+
+def curves_figure(runs, x="step", log=False):
+    """The figure for `runs`, a list of (name, metrics rows). Returns a matplotlib Figure whose
+    axes are the panels described in this module's docstring."""
+    Figure = require_matplotlib()
+    if not runs or not any(rows for _, rows in runs):
+        raise MicroGPTError("no logged steps to plot: the runs' metrics.jsonl files are empty")
+    xs, xlabel = x_axis(runs, x)
+    has = lambda key: any(_finite(r.get(key)) for _, rows in runs for r in rows)
+    rl_keys = _rl_keys(runs)
+    panels = ["loss"] + (["bpb"] if has("val_bpb") else []) + (["rl"] if rl_keys else []) + \
+             (["lr"] if has("lr") else [])
+    ratios = {"loss": 3.0, "bpb": 2.0, "rl": 2.0, "lr": 1.2}
+    fig = Figure(figsize=(7.5, 1.3 + 1.45 * sum(ratios[p] for p in panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [ratios[p] for p in panels]})[:, 0]
+    ax = dict(zip(panels, axes))
+    single = len(runs) == 1
+    for i, ((name, rows), xv) in enumerate(zip(runs, xs)):
+        color = f"C{i % 10}"
+        tag = "" if single else f"{name} \u00b7 "
+        wx, wy = train_windows(xv, rows)
+        rx, ry = _series(xv, rows, "train_loss")
+        if single and len(rx) > len(wx):  # one run: the logged rows faintly behind their means
+            ax["loss"].plot(rx, ry, color=color, lw=0.6, alpha=0.25, label="train (each logged step)")
+        if wx:
+            ax["loss"].plot(wx, wy, color=color, lw=1.6, label=f"{tag}train (window mean)")
+        vx, vy = _series(xv, rows, "val_loss")
+        if vx:
+            ax["loss"].plot(vx, vy, "o--", color=color, lw=1.0, ms=4, mfc="white", mew=1.4,
+                            label=f"{tag}validation")
+        if "bpb" in ax:
+            bx, by = _series(xv, rows, "val_bpb")
+            if bx:
+                ax["bpb"].plot(bx, by, "o--", color=color, lw=1.0, ms=4, mfc="white", mew=1.4,
+                               label=f"{tag}validation")
+        if "rl" in ax:
+            for k, key in enumerate(rl_keys):
+                rx, ry = _series(xv, rows, key)
+                if rx:
+                    ax["rl"].plot(rx, ry, ["-", "--", ":", "-."][k % 4], color=color, lw=1.4, label=f"{tag}{key}")
+        if "lr" in ax:
+            lx, ly = _series(xv, rows, "lr")
+            if lx:
+                ax["lr"].plot(lx, ly, color=color, lw=1.3, label=name)
+    ax["loss"].set_ylabel("loss (nats / token)")
+    if "bpb" in ax:
+        ax["bpb"].set_ylabel("val bits / byte")
+    if "rl" in ax:
+        ax["rl"].set_ylabel("reward, pass@k")
+    if "lr" in ax:
+        ax["lr"].set_ylabel("learning rate")
+        from matplotlib.ticker import FuncFormatter
+        ax["lr"].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.008, not 0.8 x 1e-2
+    if log:
+        from matplotlib.ticker import LogFormatter
+        for p in ("loss", "bpb"):
+            if p in ax:  # losses span less than a decade: label 2, 3, ... plainly, not 3x10^0
+                ax[p].set_yscale("log")
+                ax[p].yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+                ax[p].yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    for a in axes:
+        a.grid(True, alpha=0.3, which="both" if log else "major")
+        if a.get_legend_handles_labels()[0] and (a is axes[0] or not single):
+            a.legend(fontsize=8, ncol=2 if len(runs) > 3 else 1, loc="upper right", framealpha=0.85)
+    axes[-1].set_xlabel(xlabel)
+    names = [name for name, _ in runs]
+    fig.suptitle(f"loss of {names[0]}" if single else
+                 f"loss of {len(runs)} runs: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+    return fig
+
+
+def plot_curves(run_dirs, x="step", log=False, svg=False, out=None):
+    """Draw the curves of `run_dirs` to `out` (default: RUN/loss.png for one run, loss.png in the
+    current folder for several) and, with svg=True, an SVG beside it. -> [written paths]"""
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    run_dirs = [os.fspath(d) for d in run_dirs]
+    runs = [(name, read_metrics(d)) for name, d in zip(run_names(run_dirs), run_dirs)]
+    if out is None:
+        out = os.path.join(run_dirs[0], "loss.png") if len(run_dirs) == 1 else "loss.png"
+    return save_figure(curves_figure(runs, x=x, log=log), os.fspath(out), svg=svg)

@@ -1,0 +1,328 @@
+"""A run's report card: one self-contained report.html in the run directory.
+
+What was trained and how to train it again, the loss curves, attention and embedding pictures,
+samples marked train / val / new, evaluation results, time and throughput. Self-contained:
+the styles are inline, the pictures are PNG data URIs, there is no script, font or link to
+fetch, and a Content-Security-Policy tells the browser to load nothing from anywhere. Every
+piece of text that comes from outside (file names, samples, tokens, results) is HTML-escaped.
+"""
+
+import base64
+import html
+import math
+import os
+import random
+import shlex
+import statistics
+import time
+
+from microgpt import MicroGPTError, __version__, checkpoint
+from microgpt.config import GPTConfig, TrainConfig
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+STYLE = """
+:root { --ink: #1d2330; --muted: #5b6475; --line: #e3e6ec; --soft: #f6f7f9; --accent: #2f6fde; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff;
+       font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 980px; margin: 0 auto; padding: 28px 22px 60px; }
+header { border-bottom: 2px solid var(--ink); padding-bottom: 10px; margin-bottom: 8px; }
+h1 { font-size: 26px; margin: 0; word-break: break-all; }
+.sub { color: var(--muted); font-size: 13px; }
+h2 { font-size: 18px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
+.card { background: var(--soft); border: 1px solid var(--line); border-radius: 8px; padding: 9px 12px; }
+.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; word-break: break-all; }
+.card .n { color: var(--muted); font-size: 12px; }
+pre { background: #10141c; color: #e8ecf3; padding: 12px 14px; border-radius: 8px; overflow-x: auto;
+      font: 13px/1.45 ui-monospace, "SF Mono", Menlo, Consolas, monospace; white-space: pre-wrap;
+      word-break: break-all; }
+table { border-collapse: collapse; font-size: 14px; font-variant-numeric: tabular-nums; }
+th, td { text-align: left; padding: 4px 14px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; }
+.tables { display: flex; flex-wrap: wrap; gap: 40px; }
+.tables h3 { font-size: 14px; margin: 0 0 4px; }
+figure { margin: 8px 0 22px; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; max-width: 820px; }
+.samples { columns: 3 190px; column-gap: 24px; font-family: ui-monospace, Menlo, Consolas, monospace; }
+.samples div { break-inside: avoid; padding: 2px 0; }
+.mark { display: inline-block; min-width: 44px; text-align: center; font: 600 11px/1.6 sans-serif;
+        border-radius: 9px; padding: 0 6px; margin-right: 8px; }
+.mark-new { background: #dff5e3; color: #17692b; }
+.mark-train { background: #fde8cf; color: #8a4b00; }
+.mark-val { background: #e2ebfb; color: #1e4fa8; }
+.mark-other { background: var(--line); color: var(--muted); }
+.note { color: var(--muted); font-size: 13px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+FLAGS = {  # TrainConfig / GPTConfig field -> `microgpt train` option
+    "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
+    "warmup_steps": "--warmup-steps", "weight_decay": "--weight-decay", "dropout": "--dropout",
+    "seed": "--seed", "val_frac": "--val-frac", "data_mode": "--data-mode",
+    "n_layer": "--n-layer", "n_embd": "--n-embd", "n_head": "--n-head", "block_size": "--block-size",
+}
+
+
+def esc(value):
+    return html.escape(str(value), quote=True)
+
+
+def _num(v, digits=4):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.{digits}f}" if 1e-3 <= abs(v) < 1e5 or v == 0 else f"{v:.3g}"
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def reproduce_command(run_dir, ckpt):
+    """The `microgpt train` command that trains this run again, from what the checkpoint saved
+    (the run's own recorded command, where the training loop stored one)."""
+    saved = ckpt.raw_config.get("command")
+    if saved:
+        return saved if isinstance(saved, str) else " ".join(shlex.quote(str(a)) for a in saved)
+    args = ["microgpt", "train", "--out", run_dir]
+    data = (ckpt.raw_config.get("data") or {}).get("path")
+    if data:
+        args += ["--data", data]
+    engine = ckpt.engine
+    args += ["--engine", engine.name]
+    if engine.dtype:
+        args += ["--dtype", engine.dtype]
+    for cfg, default in ((ckpt.config, GPTConfig()), (ckpt.train, TrainConfig())):
+        for field, flag in FLAGS.items():
+            if hasattr(cfg, field) and getattr(cfg, field) != getattr(default, field):
+                args += [flag, str(getattr(cfg, field))]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def _img(png, alt):
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{esc(alt)}">'
+
+
+def _figure(png, alt, caption):
+    return f"<figure>{_img(png, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _table(rows, head=None):
+    out = ["<table>"]
+    if head:
+        out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _card(key, value, note=""):
+    return (f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{esc(value)}</div>'
+            + (f'<div class="n">{esc(note)}</div>' if note else "") + "</div>")
+
+
+def _last(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+            and math.isfinite(r[key])]
+    return vals[-1] if vals else None
+
+
+def describe_tokenizer(tok):
+    d = tok.to_dict()
+    kind = d.get("type", type(tok).__name__)
+    specials = ", ".join(tok.special_tokens)
+    if kind == "char":
+        return f"char: {len(d.get('chars', ''))} characters + {len(tok.special_tokens)} special ({specials})"
+    if kind == "bpe":
+        return f"bpe: 256 bytes + {len(d.get('merges', []))} merges + {len(tok.special_tokens)} special"
+    return f"{kind}: {tok.vocab_size} tokens"
+
+
+def _attention_sequences(ckpt, texts, samples, n):
+    """[(title text, ids)] to draw: the given texts, else the first validation documents of the
+    run's data (else of its samples). Long ones are cut to block_size."""
+    from microgpt.pictures.attention import sequence_ids
+    tok, block = ckpt.tokenizer, ckpt.config.block_size
+    bos = ckpt.train.data_mode == "docs"
+    if texts:
+        return [(t, sequence_ids(tok, t, block, bos)) for t in texts]
+    out = []
+    try:
+        from microgpt.data import Dataset, read_data
+        tc = ckpt.train
+        data = (ckpt.raw_config.get("data") or {})
+        text = read_data(None if data.get("default") else data.get("path")).text
+        ds = Dataset(text, tc.data_mode, block, tc.val_frac, random.Random(tc.seed), tokenizer=tok)
+        if bos:
+            docs = ds.val[:n]
+        else:
+            width = min(block, 24)  # continuous text: windows short enough to label every token
+            docs = [ds.val[i * width:(i + 1) * width] for i in range(n) if len(ds.val) >= (i + 1) * width]
+        for doc in docs:
+            ids = (([tok.BOS] if bos else []) + list(doc))[:block]
+            out.append((tok.decode(ids), ids))
+    except (MicroGPTError, OSError):
+        pass  # the data file is gone: draw the samples instead
+    if not out:
+        for text, _ in (samples or [])[:n]:
+            try:
+                out.append((text, sequence_ids(tok, text, block, bos)))
+            except MicroGPTError:
+                continue
+    return out
+
+
+def build_report(run_dir, *, samples=None, eval_results=None, command=None, attention_texts=None,
+                 n_attention=2, out=None):
+    """Write RUN/report.html (or `out`) and return its path.
+
+    samples: [(text, mark)], mark "train" | "val" | "new" (or any word), as `microgpt sample` marks them.
+    eval_results: {name: value} or [(name, value)] (e.g. pass@k of a task), shown as a table.
+    command: the command that trained the run (default: rebuilt from the checkpoint).
+    attention_texts: texts whose attention to draw (default: the first n_attention validation docs).
+    """
+    from microgpt.init import num_params
+    from microgpt.pictures import figure_bytes, readable_piece, write_file
+    from microgpt.pictures.attention import attention_figure, attention_maps, attention_title, numpy_model
+    from microgpt.pictures.curves import cumulative_elapsed, curves_figure, read_metrics, run_names, train_windows
+    from microgpt.pictures.embeddings import embeddings_figure_of
+    run_dir = os.fspath(run_dir)
+    ckpt = checkpoint.load(run_dir, with_optimizer=False)
+    name = run_names([run_dir])[0]
+    try:
+        rows = read_metrics(run_dir)
+    except MicroGPTError:
+        rows = []
+    cfg, tc, raw = ckpt.config, ckpt.train, ckpt.raw_config
+    step = int(ckpt.state.get("step", 0))
+    elapsed = cumulative_elapsed(rows)
+    seconds = elapsed[-1] if elapsed else None
+    speeds = [r["tokens_per_s"] for r in rows
+              if isinstance(r.get("tokens_per_s"), (int, float)) and r["tokens_per_s"] > 0]
+    tokens_per_s = statistics.median(speeds) if speeds else None
+    _, train_means = train_windows(elapsed, rows) if rows else ([], [])
+    final_train = train_means[-1] if train_means else ckpt.state.get("last_loss")
+    final_val, final_bpb, tokens = _last(rows, "val_loss"), _last(rows, "val_bpb"), _last(rows, "tokens")
+    data_path = (raw.get("data") or {}).get("path")
+    engine = ckpt.engine.name + (f" ({ckpt.engine.dtype})" if ckpt.engine.dtype else "")
+
+    parts = []
+    cards = [_card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
+                                                         f"{cfg.n_head} heads, block {cfg.block_size}"),
+             _card("engine", engine),
+             _card("tokenizer", f"{cfg.vocab_size} tokens", describe_tokenizer(ckpt.tokenizer)),
+             _card("data", os.path.basename(data_path) if data_path else "names.txt",
+                   (data_path or "the default names data set") + f"; {tc.data_mode} mode"),
+             _card("steps", f"{step:,}", f"of {tc.steps:,}; batch {tc.batch_size}")]
+    if final_train is not None:
+        cards.append(_card("train loss", _num(final_train), "nats / token, last window"))
+    if final_val is not None:
+        cards.append(_card("val loss", _num(final_val), "nats / token"))
+    if final_bpb is not None:
+        cards.append(_card("val bits / byte", _num(final_bpb)))
+    if seconds is not None:
+        cards.append(_card("training time", _duration(seconds), "wall clock, evaluation included"))
+    if tokens_per_s is not None:
+        cards.append(_card("throughput", f"{tokens_per_s:,.0f} tok/s", "median over logged windows"))
+    if tokens is not None:
+        cards.append(_card("tokens seen", f"{int(tokens):,}"))
+    parts.append(f'<section><div class="cards">{"".join(cards)}</div></section>')
+
+    rebuilt = command is None and not raw.get("command")
+    parts.append("<section><h2>Train it again</h2>"
+                 f"<pre>{esc(command or reproduce_command(run_dir, ckpt))}</pre>"
+                 + ('<p class="note">Rebuilt from the checkpoint\'s configuration; the logging and '
+                    'evaluation cadence (--eval-every, --log-every) is not saved with a run.</p>' if rebuilt else "")
+                 + "</section>")
+
+    model_rows = [(k, v) for k, v in cfg.to_dict().items()] + [("parameters", f"{num_params(cfg):,}")]
+    train_rows = [(k, v) for k, v in tc.to_dict().items()]
+    parts.append('<section><h2>Configuration</h2><div class="tables">'
+                 f'<div><h3>model</h3>{_table(model_rows)}</div>'
+                 f'<div><h3>training</h3>{_table(train_rows)}</div></div></section>')
+
+    if rows:
+        png = figure_bytes(curves_figure([(name, rows)]))
+        parts.append("<section><h2>Loss</h2>" + _figure(
+            png, f"loss curves of {name}",
+            "Cross-entropy loss in nats per token (lower is better; a model guessing uniformly among "
+            f"{cfg.vocab_size} tokens scores ln {cfg.vocab_size} = {math.log(cfg.vocab_size):.2f}). The line is "
+            "the training loss averaged over windows of steps, the dots the loss on held-out validation "
+            "documents: when they part ways, the model is memorising. Below, the learning rate schedule.")
+            + "</section>")
+
+    model = numpy_model(ckpt)
+    seqs = _attention_sequences(ckpt, attention_texts, samples, n_attention)
+    if seqs:
+        figs = []
+        for text, ids in seqs:
+            labels = [readable_piece(ckpt.tokenizer, i) for i in ids]
+            png = figure_bytes(attention_figure(attention_maps(model, ids), labels, attention_title(text, cfg)))
+            figs.append(_figure(png, f"attention of {text}",
+                                f"Attention of {esc(repr(text))}: in each panel (one per layer and head) row i "
+                                "shows how the token at position i shares its attention among itself and the "
+                                "tokens before it; each row sums to 1 and later tokens (blank) are hidden."))
+        parts.append("<section><h2>Attention</h2>" + "".join(figs) + "</section>")
+
+    png = figure_bytes(embeddings_figure_of(ckpt, name))
+    parts.append("<section><h2>Embeddings</h2>" + _figure(
+        png, f"embeddings of {name}",
+        "Left: every token's learned vector, projected onto the two directions along which the vectors "
+        "differ most (PCA); tokens the model uses alike sit close together. Right: how similar the "
+        "learned vector of each position is to every other position's (1 = same direction).") + "</section>")
+
+    if samples:
+        marks = [str(m or "") for _, m in samples]
+        counts = ", ".join(f"{marks.count(m)} {esc(m)}" for m in dict.fromkeys(marks) if m)
+        items = "".join(
+            f'<div><span class="mark mark-{m if m in ("new", "train", "val") else "other"}">{esc(m or "?")}</span>'
+            f"{esc(text)}</div>" for text, m in zip((t for t, _ in samples), marks))
+        parts.append(f"<section><h2>Samples</h2><p class=\"note\">{len(samples)} samples: {counts}. "
+                     "<b>train</b> / <b>val</b>: the text is a document of the training / validation split; "
+                     f"<b>new</b>: it is in neither.</p><div class=\"samples\">{items}</div></section>")
+
+    results = list(eval_results.items()) if isinstance(eval_results, dict) else list(eval_results or [])
+    rl_keys = sorted({k for r in rows for k in r if k == "reward_mean" or k.startswith("pass@")})
+    rl = [(k, _last(rows, k)) for k in rl_keys]
+    results += [(f"{k} (last logged)", v) for k, v in rl if v is not None]
+    if final_val is not None:
+        results.append(("val loss (last logged)", final_val))
+    if final_bpb is not None:
+        results.append(("val bits per byte (last logged)", final_bpb))
+    if results:
+        parts.append("<section><h2>Evaluation</h2>" + _table([(k, _num(v)) for k, v in results],
+                                                              head=("metric", "value")) + "</section>")
+
+    if rows:
+        timing = [("training time (wall clock)", _duration(seconds) if seconds is not None else "?"),
+                  ("steps", f"{step:,}")]
+        if seconds:
+            timing.append(("steps per second", f"{step / seconds:,.2f}"))
+        if speeds:
+            timing += [("tokens per second, median", f"{statistics.median(speeds):,.0f}"),
+                       ("tokens per second, best window", f"{max(speeds):,.0f}")]
+        parts.append("<section><h2>Time and throughput</h2>" + _table(timing)
+                     + '<p class="note">Tokens per second count training steps only, not evaluation.</p></section>')
+
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>microgpt report: {esc(name)}</title><style>{STYLE}</style></head><body><main>"
+            f"<header><h1>microgpt report: {esc(name)}</h1>"
+            f'<div class="sub">{esc(os.path.abspath(run_dir))} \u00b7 written {esc(time.strftime("%Y-%m-%d %H:%M"))}'
+            f" \u00b7 microgpt {esc(__version__)}</div></header>"
+            + "\n".join(parts)
+            + "<footer>Made by <code>microgpt report</code>. Everything on this page is inside this one "
+              "file; it loads nothing from anywhere.</footer></main></body></html>\n")
+    return write_file(os.fspath(out or os.path.join(run_dir, "report.html")), page.encode("utf-8"))
