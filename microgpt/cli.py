@@ -5,6 +5,7 @@ prints what the API returns; nothing here computes anything itself.
 """
 
 import argparse
+import os
 import sys
 
 from microgpt import MicroGPTError, __version__
@@ -14,6 +15,9 @@ from microgpt.config import RunConfig, require
 TRAIN_FLAGS = [
     ("--data", "data", str, "text file, one document per line (default: the names data set)"),
     ("--data-mode", "train.data_mode", str, "docs (one per line, default) | stream (continuous text)"),
+    ("--tokenizer", "tokenizer", str,
+     "char (the seed's, default) | bpe (byte-level BPE trained on the training split) | a tokenizer file"),
+    ("--vocab-size", "vocab_size", int, "bpe: tokens in all (256 bytes + merges + special tokens), e.g. 512"),
     ("--out", "out", str, "run directory (default: runs/<date-time>)"),
     ("--steps", "train.steps", int, "training steps (default 1000)"),
     ("--n-layer", "model.n_layer", int, "transformer layers (default 1)"),
@@ -122,6 +126,23 @@ def build_parser():
     em.add_argument("--out", required=True, help="run directory")
     em.add_argument("--svg", action="store_true", help="also write an SVG")
     em.add_argument("--to", default=None, help="picture file (default RUN/embeddings.png)")
+
+    tk = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer on its own")
+    tk_sub = tk.add_subparsers(dest="tokenizer_command", parser_class=Parser, required=True)
+    tt = tk_sub.add_parser("train", help="learn BPE merges from a file's training split and save them")
+    tt.add_argument("--data", default=None, help="text file (default: the names data set)")
+    tt.add_argument("--vocab-size", type=int, required=True, help="tokens in all (256 bytes + merges + <|bos|>)")
+    tt.add_argument("--out", required=True, help="tokenizer file to write (JSON; reuse: train --tokenizer FILE)")
+    tt.add_argument("--data-mode", default="docs", help="docs (one per line, default) | stream")
+    tt.add_argument("--val-frac", type=float, default=0.1,
+                    help="held out as train does, never learnt from (default 0.1; 0: the whole file)")
+    tt.add_argument("--seed", type=int, default=42, help="the shuffle of docs mode, as train's --seed (default 42)")
+
+    tz = sub.add_parser("tokenize", help="show how a text is cut into tokens: each piece with its id")
+    tz.add_argument("text", help="the text to tokenize")
+    tz_from = tz.add_mutually_exclusive_group(required=True)
+    tz_from.add_argument("--out", help="a run directory: its tokenizer")
+    tz_from.add_argument("--tokenizer", help="a tokenizer file (microgpt tokenizer train)")
 
     r = sub.add_parser("report", help="one self-contained report.html of a run: config, curves, pictures, samples")
     r.add_argument("--out", required=True, help="run directory")
@@ -264,8 +285,47 @@ def cmd_report(args):
     _wrote([build_report(args.out, samples=samples or None, eval_results=results, attention_texts=args.text)])
 
 
+def cmd_tokenizer(args):
+    import random
+    import time
+
+    from microgpt import tokenizers
+    from microgpt.config import TrainConfig
+    from microgpt.data import Dataset, read_data
+    TrainConfig(val_frac=args.val_frac, data_mode=args.data_mode, seed=args.seed).validate()
+    data = read_data(args.data)
+    t0 = time.time()
+    # the split `train` makes with the same --data-mode, --val-frac and --seed: learn from its training part
+    ds = Dataset(data.text, args.data_mode, 1, args.val_frac, random.Random(args.seed), bpe_vocab_size=args.vocab_size)
+    tok = ds.tokenizer
+    tokenizers.save_file(tok, args.out)
+    print(f"trained a {tok.vocab_size:,}-token BPE tokenizer ({len(tok.merges):,} merges"
+          + ("; the text ran out of pairs to merge" if tok.stopped_early else "")
+          + f") on the training split of {data.path} in {time.time() - t0:.1f}s")
+    for split, seqs in (("train", ds.train), ("val", ds.val)):
+        seqs = seqs if args.data_mode == "docs" else [seqs]
+        n_tokens = sum(len(s) for s in seqs)
+        if n_tokens:
+            n_bytes = sum(len(tok.token_bytes(t)) for s in seqs for t in s)
+            print(f"  {split}: {n_tokens:,} tokens, {n_bytes / n_tokens:.2f} bytes per token")
+    print(f"wrote {args.out}; train with it: microgpt train --tokenizer {args.out} ...")
+
+
+def cmd_tokenize(args):
+    from microgpt import checkpoint, tokenizers
+    tok = checkpoint.load(args.out, with_optimizer=False).tokenizer if args.out else tokenizers.load_file(
+        args.tokenizer)
+    ids = tok.encode(args.text)
+    n_bytes = len(args.text.encode("utf-8"))
+    print(f"{len(ids)} tokens for {n_bytes} bytes" + (f" ({n_bytes / len(ids):.2f} bytes per token)" if ids else ""))
+    print("|".join(tok.readable_piece(i) for i in ids))
+    for i in ids:
+        print(f"{i:>7}  {tok.readable_piece(i)}")
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot,
-            "attention": cmd_attention, "embeddings": cmd_embeddings, "report": cmd_report}
+            "attention": cmd_attention, "embeddings": cmd_embeddings, "report": cmd_report,
+            "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
 
 
 def main(argv=None):
@@ -282,3 +342,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`microgpt sample | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -131,6 +131,8 @@ class RunConfig(JSONConfig):
     """Everything a training run needs. `Run(RunConfig(...)).train()` is what `microgpt train` does."""
     out: typing.Optional[str] = None     # run directory (None: runs/<date-time>)
     data: typing.Optional[str] = None    # text file, one document per line (None: the names data set)
+    tokenizer: str = "char"              # char (the seed's) | bpe (trained on the training split) | a tokenizer file
+    vocab_size: typing.Optional[int] = None  # bpe: tokens in all (256 bytes + merges + special tokens)
     model: GPTConfig = field(default_factory=GPTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -158,6 +160,9 @@ class RunConfig(JSONConfig):
             raise MicroGPTError(f"--log-every must be >= 1, got {self.log_every}")
         if self.stop_after is not None and self.stop_after <= 0:
             raise MicroGPTError(f"--stop-after must be >= 1, got {self.stop_after}")
+        if (self.tokenizer == "bpe") != (self.vocab_size is not None):
+            raise MicroGPTError("--tokenizer bpe needs --vocab-size N (and --vocab-size goes with --tokenizer bpe): "
+                                "e.g. --tokenizer bpe --vocab-size 512")
         self.model.validate()
         self.train.validate()
         return self

@@ -15,6 +15,7 @@ import urllib.request
 
 from microgpt import MicroGPTError
 from microgpt.tokenizers import CharTokenizer
+from microgpt.tokenizers.bpe import BPETokenizer
 
 NAMES_URL = ("https://raw.githubusercontent.com/karpathy/makemore/"
              "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt")
@@ -123,27 +124,29 @@ def split_docs(text):
 class Dataset:
     """The documents (or text) of a run, its tokenizer and the token sequences of each step."""
 
-    def __init__(self, text, mode, block_size, val_frac, rng, tokenizer=None):
+    def __init__(self, text, mode, block_size, val_frac, rng, tokenizer=None, bpe_vocab_size=None):
+        """tokenizer: the run's own (resuming, or a tokenizer file); else a BPE tokenizer of
+        bpe_vocab_size tokens trained on the training split, or the seed's characters."""
         if mode not in ("docs", "stream"):
             raise MicroGPTError(f"unknown data mode {mode!r}: use docs or stream")
         self.mode, self.block_size = mode, block_size
         if mode == "docs":
             docs = split_docs(text)
             rng.shuffle(docs)  # the first draw of the run's random stream, as in the seed
-            self.tokenizer = tokenizer or CharTokenizer.from_text("".join(docs))
             n_val = int(len(docs) * val_frac)
             if len(docs) - n_val < 1:
                 raise MicroGPTError(f"only {len(docs)} documents: too few to hold out a validation split; "
                                     f"pass --val-frac 0 or more data")
-            self.train = [self.tokenizer.encode(d) for d in docs[:len(docs) - n_val]]
-            self.val = [self.tokenizer.encode(d) for d in docs[len(docs) - n_val:]]
-            self.train_text = set(docs[:len(docs) - n_val])
-            self.val_text = set(docs[len(docs) - n_val:])
-            self.n_truncated = sum(len(d) >= block_size for d in docs)
+            train_docs, val_docs = docs[:len(docs) - n_val], docs[len(docs) - n_val:]
+            self.tokenizer = tokenizer or _new_tokenizer(bpe_vocab_size, "\n".join(train_docs), "".join(docs))
+            self.train = [self.tokenizer.encode(d) for d in train_docs]
+            self.val = [self.tokenizer.encode(d) for d in val_docs]
+            self.train_text, self.val_text = set(train_docs), set(val_docs)
+            self.n_truncated = sum(len(d) >= block_size for d in self.train + self.val)
         else:
             # split the TEXT (not the tokens), so every tokenizer is validated on the same characters
             cut = len(text) - int(len(text) * val_frac)
-            self.tokenizer = tokenizer or CharTokenizer.from_text(text)
+            self.tokenizer = tokenizer or _new_tokenizer(bpe_vocab_size, text[:cut], text)
             self.train, self.val = self.tokenizer.encode(text[:cut]), self.tokenizer.encode(text[cut:])
             if len(self.train) < block_size + 1:
                 raise MicroGPTError(f"the text has {len(self.train)} training tokens, fewer than block_size + 1 "
@@ -180,16 +183,27 @@ class Dataset:
         return seqs
 
     def eval_sequences(self, split, max_seqs=0):
-        """All (or the first max_seqs) sequences of a split, in a fixed order."""
+        """All (or the first max_seqs) sequences of a split, in a fixed order. A stream is cut into
+        consecutive windows (the last one shorter), so every token after the first is a target."""
         data = self.train if split == "train" else self.val
         if self.mode == "docs":
             docs = data if not max_seqs else data[:max_seqs]
             return [self._doc_tokens(d) for d in docs]
-        n = max(0, (len(data) - 1) // self.block_size)
-        starts = [i * self.block_size for i in range(n)]
+        starts = list(range(0, len(data) - 1, self.block_size))
         if max_seqs:
             starts = starts[:max_seqs]
         return [self._window(data, s) for s in starts]
+
+
+def _new_tokenizer(bpe_vocab_size, train_text, all_text):
+    """BPE learnt from the training text only (never the validation text), or the seed's
+    characters (all of them: the vocabulary is just the alphabet)."""
+    if bpe_vocab_size is None:
+        return CharTokenizer.from_text(all_text)
+    try:
+        return BPETokenizer.train(train_text, bpe_vocab_size)
+    except ValueError as e:
+        raise MicroGPTError(f"{e}: pass a larger --vocab-size") from None
 
 
 def bytes_covered(tokenizer, seqs):

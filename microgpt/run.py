@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 
-from microgpt import MicroGPTError, checkpoint
+from microgpt import MicroGPTError, checkpoint, tokenizers
 from microgpt.config import EngineConfig, RunConfig, learning_rate
 from microgpt.data import Dataset, atomic_write_bytes, bytes_covered, read_data
 from microgpt.engines import get_engine
@@ -134,9 +134,12 @@ class Run(RunBase):
     # ------------------------------------------------------------------ setting up
 
     def make_dataset(self, ckpt):
-        tc = self.cfg.train
-        ds = Dataset(self.data.text, tc.data_mode, self.cfg.model.block_size, tc.val_frac, self.rng,
-                     tokenizer=ckpt.tokenizer if ckpt else None)
+        cfg, tc = self.cfg, self.cfg.train
+        tokenizer = ckpt.tokenizer if ckpt else None
+        if tokenizer is None and cfg.tokenizer not in ("char", "bpe"):
+            tokenizer = tokenizers.load_file(cfg.tokenizer)
+        ds = Dataset(self.data.text, tc.data_mode, cfg.model.block_size, tc.val_frac, self.rng,
+                     tokenizer=tokenizer, bpe_vocab_size=cfg.vocab_size if tokenizer is None else None)
         if ds.n_truncated and self.is_main and not self.cfg.quiet:
             print(f"note: {ds.n_truncated} documents are longer than block_size - 1 = "
                   f"{self.cfg.model.block_size - 1} tokens; they are cut to block_size tokens (as the seed does)",

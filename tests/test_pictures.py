@@ -25,7 +25,7 @@ pytest.importorskip("matplotlib")
 from helpers import NAMES, run_cli  # noqa: E402
 
 from microgpt import MicroGPTError, checkpoint  # noqa: E402
-from microgpt.pictures import attention, curves, embeddings, readable_piece, report, require_matplotlib, tensorboard  # noqa: E402  # noqa: E402
+from microgpt.pictures import attention, curves, embeddings, report, require_matplotlib, tensorboard  # noqa: E402
 from microgpt.tokenizers.char import CharTokenizer  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -265,7 +265,7 @@ def test_attention_figure_has_a_panel_per_layer_and_head(run, tmp_path):
     ckpt = checkpoint.load(run)
     ids = attention.sequence_ids(ckpt.tokenizer, "olivia", ckpt.config.block_size)
     maps = attention.attention_maps(ckpt, ids)
-    labels = [readable_piece(ckpt.tokenizer, i) for i in ids]
+    labels = [ckpt.tokenizer.readable_piece(i) for i in ids]
     fig = attention.attention_figure(maps, labels, attention.attention_title("olivia", ckpt.config))
     panels = image_axes(fig)
     assert len(panels) == ckpt.config.n_layer * ckpt.config.n_head == 4
@@ -294,7 +294,7 @@ def test_attention_text_errors(run):
 
 def test_readable_pieces():
     tok = CharTokenizer(" \nab\t").with_special_tokens(["<|user_start|>"])
-    shown = [readable_piece(tok, i) for i in range(tok.vocab_size)]
+    shown = [tok.readable_piece(i) for i in range(tok.vocab_size)]
     assert shown == ["\u2423", "\u21b5", "a", "b", "\u21e5", "<bos>", "<user_start>"]
 
 

@@ -55,18 +55,3 @@ def save_figure(fig, out, svg=False):
         paths.append(write_file(path, figure_bytes(fig, fmt)))
     return paths
 
-
-def readable_piece(tokenizer, token_id):
-    """How a token is shown on a picture: special tokens as <bos>, a space as ␣, a newline as ↵,
-    a tab as ⇥, bytes that are not whole UTF-8 characters as \\xNN."""
-    special = {i: name for name, i in tokenizer.special_tokens.items()}
-    if token_id in special:
-        name = special[token_id]
-        return "<" + name[2:-2] + ">" if name.startswith("<|") and name.endswith("|>") else name
-    raw = tokenizer.token_bytes(token_id)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:  # a BPE piece cut inside a character
-        return "".join(f"\\x{b:02x}" for b in raw)
-    text = text.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5")
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)

@@ -10,7 +10,7 @@ import os
 
 from microgpt import MicroGPTError
 from microgpt.config import EngineConfig
-from microgpt.pictures import PLOT_EXTRA, readable_piece, require_matplotlib, save_figure
+from microgpt.pictures import PLOT_EXTRA, require_matplotlib, save_figure
 
 
 def _numpy():
@@ -104,7 +104,7 @@ def plot_attention(run_dir, text, out=None, svg=False):
     ckpt = checkpoint.load(run_dir, with_optimizer=False)
     ids = sequence_ids(ckpt.tokenizer, text, ckpt.config.block_size, bos=ckpt.train.data_mode == "docs")
     maps = attention_maps(ckpt, ids)
-    labels = [readable_piece(ckpt.tokenizer, i) for i in ids]
+    labels = [ckpt.tokenizer.readable_piece(i) for i in ids]
     fig = attention_figure(maps, labels, title=attention_title(text, ckpt.config))
     return save_figure(fig, os.fspath(out or os.path.join(run_dir, "attention.png")), svg=svg)
 

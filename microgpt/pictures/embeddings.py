@@ -8,7 +8,7 @@ Right: the cosine similarity of every pair of position embeddings `wpe` [block_s
 
 import os
 
-from microgpt.pictures import readable_piece, require_matplotlib, save_figure
+from microgpt.pictures import require_matplotlib, save_figure
 from microgpt.pictures.attention import _numpy
 
 VOWELS = set("aeiouAEIOU")
@@ -130,7 +130,7 @@ def embeddings_figure_of(ckpt, name=None):
     tok = ckpt.tokenizer
     ids = range(ckpt.config.vocab_size)
     return embeddings_figure(_rows(ckpt.weights["wte"]), _rows(ckpt.weights["wpe"]),
-                             [readable_piece(tok, i) for i in ids], [token_kind(tok, i) for i in ids],
+                             [tok.readable_piece(i) for i in ids], [token_kind(tok, i) for i in ids],
                              title=f"what the embeddings of {name} learned" if name else None)
 
 

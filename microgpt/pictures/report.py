@@ -193,7 +193,7 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     attention_texts: texts whose attention to draw (default: the first n_attention validation docs).
     """
     from microgpt.init import num_params
-    from microgpt.pictures import figure_bytes, readable_piece, write_file
+    from microgpt.pictures import figure_bytes, write_file
     from microgpt.pictures.attention import attention_figure, attention_maps, attention_title, numpy_model
     from microgpt.pictures.curves import cumulative_elapsed, curves_figure, read_metrics, run_names, train_windows
     from microgpt.pictures.embeddings import embeddings_figure_of
@@ -267,7 +267,7 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     if seqs:
         figs = []
         for text, ids in seqs:
-            labels = [readable_piece(ckpt.tokenizer, i) for i in ids]
+            labels = [ckpt.tokenizer.readable_piece(i) for i in ids]
             png = figure_bytes(attention_figure(attention_maps(model, ids), labels, attention_title(text, cfg)))
             figs.append(_figure(png, f"attention of {text}",
                                 f"Attention of {esc(repr(text))}: in each panel (one per layer and head) row i "

@@ -60,6 +60,22 @@ class Tokenizer:
                 return name
         return self.token_bytes(token_id).decode("utf-8", errors="replace")
 
+    def readable_piece(self, token_id):
+        """A token shown to a reader: special tokens as <bos>, a space as ␣, a newline as ↵,
+        a tab as ⇥, bytes that are not whole UTF-8 characters (a BPE piece cut inside a
+        character) as \\xNN."""
+        special = {i: name for name, i in self.special_tokens.items()}
+        if token_id in special:
+            name = special[token_id]
+            return "<" + name[2:-2] + ">" if name.startswith("<|") and name.endswith("|>") else name
+        raw = self.token_bytes(token_id)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(f"\\x{b:02x}" for b in raw)
+        text = text.replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5")
+        return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
     def with_special_tokens(self, names):
         """A copy with the special tokens in `names` that it lacks added after the last id:
         every existing id keeps its meaning (a model's rows for them stay valid)."""
