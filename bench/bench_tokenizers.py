@@ -48,7 +48,8 @@ def seconds_per_step(run, steps, start=0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=180.0, help="training seconds per tokenizer (default 180)")
-    ap.add_argument("--tokenizers", default="char,512,2048", help="char and BPE vocabulary sizes (default char,512,2048)")
+    ap.add_argument("--tokenizers", default="char,512,2048",
+                    help="char and BPE vocabulary sizes (default char,512,2048)")
     ap.add_argument("--probe-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data", default=os.path.join(os.environ.get("MICROGPT_DATA_DIR", ""), "tinyshakespeare.txt"))
