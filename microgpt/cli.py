@@ -73,24 +73,41 @@ def _sampling_args(p, num_flag, num_default):
     p.add_argument("--max-new-tokens", type=int, default=None, help="stream models: tokens to generate (default 500)")
 
 
+def _training_args(p, data_help=None):
+    """The flags of a command that trains a run (train, sft): the configs, and what to do with
+    the run directory."""
+    _add(p, [(f, d, t, data_help if f == "--data" and data_help else h) for f, d, t, h in TRAIN_FLAGS])
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="resume even though the data file's content changed since the run began")
+    p.add_argument("--eval-task", dest="cfg.eval_task", default=None,
+                   help="at every evaluation, also the held-out accuracy on this task (e.g. add; see microgpt tasks)")
+    p.add_argument("--eval-num", dest="cfg.eval_num", type=int, default=None,
+                   help="problems per --eval-task evaluation (default 200)")
+    p.add_argument("--stats", dest="cfg.engine.stats", action="store_true", default=None,
+                   help="python engine: report the size of each step's graph (nodes, edges)")
+    p.add_argument("--tensorboard", dest="cfg.tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard event files into RUN/tensorboard")
+    p.add_argument("--quiet", dest="cfg.quiet", action="store_true", default=None, help="print only the samples")
+    _engine_args(p)
+
+
 def build_parser():
     parser = Parser(prog="microgpt", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"microgpt {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model (default: the seed's reference run) and print samples")
-    _add(t, TRAIN_FLAGS)
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    t.add_argument("--allow-data-change", action="store_true",
-                   help="resume even though the data file's content changed since the run began")
+    _training_args(t)
     _sampling_args(t, "--num-samples", 20)
-    t.add_argument("--stats", dest="cfg.engine.stats", action="store_true", default=None,
-                   help="python engine: report the size of each step's graph (nodes, edges)")
-    t.add_argument("--tensorboard", dest="cfg.tensorboard", action="store_true", default=None,
-                   help="also write TensorBoard event files into RUN/tensorboard")
-    t.add_argument("--quiet", dest="cfg.quiet", action="store_true", default=None, help="print only the samples")
-    _engine_args(t)
+
+    ft = sub.add_parser("sft", help="supervised fine-tuning on conversations (JSONL), loss on the assistant's "
+                                    "tokens only")
+    _training_args(ft, data_help="conversations, one JSON object per line (microgpt tasks make writes some)")
+    ft.add_argument("--from", dest="cfg.init_from", default=None,
+                    help="a trained run to start from: its weights and tokenizer (+ the chat's special tokens); "
+                         "without it, a new model")
 
     s = sub.add_parser("sample", help="generate text from a trained run")
     s.add_argument("--out", required=True, help="run directory")
@@ -102,11 +119,38 @@ def build_parser():
     s.add_argument("--data", default=None, help="data to mark samples as seen (default: the run's data)")
     _engine_args(s)
 
-    e = sub.add_parser("eval", help="loss and bits per byte of a trained run on its train and validation splits")
+    e = sub.add_parser("eval", help="loss and bits per byte on the train and validation splits; "
+                                    "with --task, accuracy on held-out problems (pass@k)")
     e.add_argument("--out", required=True, help="run directory")
     e.add_argument("--data", default=None, help="data file (default: the run's data)")
     e.add_argument("--max-docs", type=int, default=1000, help="documents per split (default 1000; 0: all)")
+    e.add_argument("--task", default=None, help="a task to score instead (add, reverse, count, names-ending:a, ...)")
+    e.add_argument("--num", type=int, default=500, help="--task: held-out problems (default 500)")
+    e.add_argument("--samples", type=int, default=1,
+                   help="--task: replies drawn per problem; k > 1 gives pass@k at --temperature (default 1: greedy)")
+    e.add_argument("--temperature", type=float, default=0.0,
+                   help="--task: 0 = greedy (default); with --samples k the temperature of the draws (0 there: 1.0)")
+    e.add_argument("--top-k", type=int, default=0, help="--task: draw among the k likeliest tokens (0: all)")
+    e.add_argument("--seed", type=int, default=0, help="--task: which held-out problems, and the draws (default 0)")
     _engine_args(e)
+
+    ts = sub.add_parser("tasks", help="tasks with checkable answers: list them, or make conversations")
+    ts_sub = ts.add_subparsers(dest="tasks_command", parser_class=Parser, required=True)
+    ts_sub.add_parser("list", help="the tasks and their parameters")
+    tm = ts_sub.add_parser("make", help="write problems of a task as conversations (JSONL) for microgpt sft")
+    tm.add_argument("--task", required=True, help="add, add:4, reverse, count, or a mixture: add,reverse,count")
+    tm.add_argument("--num", type=int, required=True, help="how many problems")
+    tm.add_argument("--split", default="train", help="train (default) | test: the two never share a problem")
+    tm.add_argument("--seed", type=int, default=0, help="which problems (default 0)")
+    tm.add_argument("--to", default=None, help="file to write (default: standard output)")
+
+    c = sub.add_parser("chat", help="talk to a fine-tuned run in the terminal (or answer --prompt once)")
+    c.add_argument("--out", required=True, help="run directory of a chat model (microgpt sft)")
+    c.add_argument("--prompt", default=None, help="answer this one message and exit")
+    c.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    c.add_argument("--top-k", type=int, default=0, help="draw among the k likeliest tokens (0: all)")
+    c.add_argument("--seed", type=int, default=None, help="random seed of the draws (default: fresh each time)")
+    _engine_args(c)
 
     pl = sub.add_parser("plot", help="loss curves of one or more runs, overlaid (needs matplotlib)")
     pl.add_argument("runs", nargs="*", metavar="RUN", help="run directories to draw together")
@@ -183,23 +227,40 @@ def run_config(args):
     return _apply(RunConfig(), given)
 
 
+def _start(cls, args):
+    """A training run of class `cls` from the flags; trained; returns (run, finished)."""
+    cfg = run_config(args)
+    require("eval_num", cfg.eval_num, "positive")
+    run = cls(cfg, resume=args.resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change,
+              command=["microgpt", *args.argv])
+    finished = run.train()
+    if run.world_size > 1:
+        run.engine.Model.finish_distributed()
+    return run, finished
+
+
 def cmd_train(args):
     from microgpt.run import Run
     require("temperature", args.temperature, "nonneg")
     if args.num_samples < 0:
         raise MicroGPTError(f"--num-samples must be >= 0, got {args.num_samples}")
-    cfg = run_config(args)
-    run = Run(cfg, resume=args.resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change,
-              command=["microgpt", *args.argv])
-    finished = run.train()
+    run, finished = _start(Run, args)
+    cfg = run.cfg
     if finished and args.num_samples and run.is_main:
         docs = cfg.train.data_mode == "docs"
         print("\n--- samples ---" if docs else "\n--- sample ---")
         for k, text in enumerate(run.sample(args.num_samples, args.temperature,
                                             max_new_tokens=args.max_new_tokens)):
             print(f"sample {k + 1:2d}: {text}" if docs else text)
-    if run.world_size > 1:
-        run.engine.Model.finish_distributed()
+
+
+def cmd_sft(args):
+    from microgpt.sft import SFTRun
+    model_flags = [k for k in _given(args) if k.startswith("model.")]
+    if vars(args).get("cfg.init_from") and model_flags:
+        raise MicroGPTError(f"--{model_flags[0][6:].replace('_', '-')}: the model's size comes from --from RUN; "
+                            f"drop it")
+    _start(SFTRun, args)
 
 
 def _open(args):
@@ -231,6 +292,8 @@ def cmd_sample(args):
 
 def cmd_eval(args):
     require("max_docs", args.max_docs, "nonneg")
+    if args.task:
+        return eval_task(args)
     run = _open(args)
     if args.data:
         run.use_data(args.data)
@@ -241,6 +304,79 @@ def cmd_eval(args):
                   f"({r['sequences']} sequences, {r['tokens']} tokens)")
         else:
             print(f"{split}: no data")
+
+
+def eval_task(args):
+    import random
+
+    from microgpt.chat import evaluate_task
+    from microgpt.tasks import get_task
+    for flag, rule in (("num", "positive"), ("samples", "positive"), ("temperature", "nonneg"), ("top_k", "nonneg")):
+        require(flag, getattr(args, flag), rule)
+    task = get_task(args.task)
+    run = _open(args)
+    if task.chat and "<|assistant_start|>" not in run.tokenizer.special_tokens:
+        raise MicroGPTError(f"{args.out} is not a chat model (no chat template tokens): fine-tune it first with "
+                            f"microgpt sft, or score a names task (names-ending:a, names-length:6-8)")
+    train_texts = run.ds.train_text if not task.chat else ()
+    r = evaluate_task(run.model, run.tokenizer, run.config.block_size, task, args.num, random.Random(args.seed),
+                      args.samples, args.temperature, args.top_k, args.seed, train_texts)
+    print(f"task {r['task']}, {args.num} held-out {'problems' if task.chat else 'samples'}, step {run.state['step']}")
+    for key in [k for k in r if k.startswith("pass@")] + ["sample_accuracy", "reward_mean", "unique", "new"]:
+        if key in r and (key != "pass@1" or "reward_mean" not in r):
+            how = " (greedy)" if key == "pass@1" and task.chat else ""
+            print(f"{key}{how}: {r[key]:.4f}")
+    for ex in r["examples"][:5]:
+        print("  " + (f"{ex[0]} -> {ex[1]!r} {'ok' if ex[2] else 'wrong'}" if task.chat else repr(ex)))
+
+
+def cmd_tasks(args):
+    from microgpt.tasks import describe_tasks, get_task, make_conversations
+    if args.tasks_command == "list":
+        print(describe_tasks())
+        return
+    from microgpt.conversations import dumps_conversations, write_conversations
+    require("num", args.num, "positive")
+    convs = make_conversations(get_task(args.task), args.split, args.num, args.seed)
+    if args.to:
+        write_conversations(args.to, convs)
+        print(f"wrote {len(convs)} {args.split} conversations of {args.task} to {args.to}")
+    else:
+        sys.stdout.write(dumps_conversations(convs))
+
+
+def cmd_chat(args):
+    import random
+
+    from microgpt.chat import ChatSession
+    for flag in ("temperature", "top_k"):
+        require(flag, getattr(args, flag), "nonneg")
+    run = _open(args)
+    if "<|assistant_start|>" not in run.tokenizer.special_tokens:
+        raise MicroGPTError(f"{args.out} is not a chat model (no chat template tokens): fine-tune it with microgpt sft")
+    stream = lambda text: print(text, end="", flush=True)
+    session = ChatSession(run.model, run.tokenizer, run.config.block_size, random.Random(args.seed),
+                          args.temperature, args.top_k, on_text=stream)
+    if args.prompt is not None:
+        session.say(args.prompt)
+        print()
+        return
+    print(f"chatting with {args.out} (step {run.state['step']}): /reset starts over, Ctrl-D leaves")
+    while True:
+        try:
+            text = input("> ")
+        except EOFError:
+            print()
+            return
+        if text.strip() == "/reset":
+            session.reset()
+            print("(a new conversation)")
+            continue
+        try:
+            session.say(text)
+            print()
+        except MicroGPTError as e:  # a character the model cannot read, a message too long: say so, go on
+            print(f"error: {e}", file=sys.stderr)
 
 
 def _wrote(paths):
@@ -323,9 +459,9 @@ def cmd_tokenize(args):
         print(f"{i:>7}  {tok.readable_piece(i)}")
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot,
-            "attention": cmd_attention, "embeddings": cmd_embeddings, "report": cmd_report,
-            "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
+COMMANDS = {"train": cmd_train, "sft": cmd_sft, "tasks": cmd_tasks, "chat": cmd_chat, "sample": cmd_sample,
+            "eval": cmd_eval, "plot": cmd_plot, "attention": cmd_attention, "embeddings": cmd_embeddings,
+            "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
 
 
 def main(argv=None):

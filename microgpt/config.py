@@ -96,7 +96,7 @@ class TrainConfig(JSONConfig):
     dropout: float = 0.0          # array engines: drop this fraction of each block's output in training
     seed: int = 42
     val_frac: float = 0.1         # fraction of documents held out, taken from the END of the shuffled list
-    data_mode: str = "docs"       # docs (one document per line) | stream (continuous text)
+    data_mode: str = "docs"       # docs (one document per line) | stream (continuous text) | chat (sft)
 
     def validate(self):
         for name in ("steps", "batch_size"):
@@ -111,7 +111,7 @@ class TrainConfig(JSONConfig):
             require(name, getattr(self, name), "fraction")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use linear, cosine or constant")
-        if self.data_mode not in ("docs", "stream"):
+        if self.data_mode not in ("docs", "stream", "chat"):
             raise MicroGPTError(f"unknown --data-mode {self.data_mode!r}: use docs or stream")
         return self
 
@@ -143,6 +143,9 @@ class RunConfig(JSONConfig):
     stop_after: typing.Optional[int] = None  # stop (and save) after this step; the schedule spans train.steps
     quiet: bool = False                  # print nothing but errors
     tensorboard: bool = False            # also write TensorBoard event files into the run directory
+    init_from: typing.Optional[str] = None   # sft: the trained run whose weights (and tokenizer) start this one
+    eval_task: typing.Optional[str] = None   # held-out accuracy on this task at every evaluation (e.g. add)
+    eval_num: int = 200                  # problems (or samples) per task evaluation
 
     @classmethod
     def load(cls, out):

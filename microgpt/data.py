@@ -182,6 +182,10 @@ class Dataset:
             seqs = [self._window(self.train, rng.randint(0, hi)) for _ in range(batch_size)]
         return seqs
 
+    def eval_pairs(self, split, max_seqs=0):
+        """(tokens, None): every target of every sequence counts (conversations have masks)."""
+        return [(s, None) for s in self.eval_sequences(split, max_seqs)]
+
     def eval_sequences(self, split, max_seqs=0):
         """All (or the first max_seqs) sequences of a split, in a fixed order. A stream is cut into
         consecutive windows (the last one shorter), so every token after the first is a target."""
@@ -206,12 +210,8 @@ def _new_tokenizer(bpe_vocab_size, train_text, all_text):
         raise MicroGPTError(f"{e}: pass a larger --vocab-size") from None
 
 
-def bytes_covered(tokenizer, seqs):
-    """How many UTF-8 bytes of text the targets of `seqs` stand for: each token its bytes, and a
-    BOS target the one newline that ends its document. Loss summed / ln 2 / this = bits per byte,
-    the figure that compares models with different tokenizers on the same text."""
-    n = 0
-    for seq in seqs:
-        for t in seq[1:]:
-            n += 1 if t == tokenizer.BOS else len(tokenizer.token_bytes(t))
-    return n
+def target_bytes(tokenizer, token_id):
+    """How many UTF-8 bytes of text a target token stands for: its bytes, and a BOS target the
+    one newline that ends its document (other special tokens: none). Loss summed / ln 2 / bytes
+    = bits per byte, the figure that compares models with different tokenizers on one text."""
+    return 1 if token_id == tokenizer.BOS else len(tokenizer.token_bytes(token_id))

@@ -21,7 +21,7 @@ import time
 
 from microgpt import MicroGPTError, checkpoint, tokenizers
 from microgpt.config import EngineConfig, RunConfig, learning_rate
-from microgpt.data import Dataset, atomic_write_bytes, bytes_covered, read_data
+from microgpt.data import Dataset, atomic_write_bytes, read_data, target_bytes
 from microgpt.engines import get_engine
 from microgpt.init import init_weights, num_params
 from microgpt.lock import RunLock
@@ -63,17 +63,21 @@ class RunBase:
         return {split: self.evaluate_split(split, max_docs) for split in ("train", "val")}
 
     def evaluate_split(self, split, max_seqs=0, batch_size=64):
-        seqs = self.ds.eval_sequences(split, max_seqs)
-        total, n = 0.0, 0
-        for i in range(0, len(seqs), batch_size):
-            for losses in self.model.token_losses(seqs[i:i + batch_size]):
-                for loss in losses:
-                    total += loss
-                n += len(losses)
-        nbytes = bytes_covered(self.tokenizer, seqs)
+        """The mean loss per target token (nats) and bits per byte over a split; for conversations,
+        over the assistant's tokens only (what fine-tuning trains)."""
+        pairs = self.ds.eval_pairs(split, max_seqs)  # (tokens, mask or None for every target)
+        total, n, nbytes = 0.0, 0, 0
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            for losses, (seq, mask) in zip(self.model.token_losses([s for s, _ in chunk]), chunk):
+                for t, loss in enumerate(losses):
+                    if mask is None or mask[t + 1]:
+                        total += loss
+                        n += 1
+                        nbytes += target_bytes(self.tokenizer, seq[t + 1])
         return {"loss": total / n if n else float("nan"),
                 "bpb": total / math.log(2) / nbytes if nbytes else float("nan"),
-                "tokens": n, "sequences": len(seqs)}
+                "tokens": n, "sequences": len(pairs)}
 
 
 class Run(RunBase):
@@ -121,7 +125,7 @@ class Run(RunBase):
             weights, self.state = ckpt.weights, ckpt.state
             rng_state_from_json(self.rng, ckpt.state["rng_state"])
         else:
-            weights, self.state = init_weights(self.config, self.rng), {"step": 0}
+            weights, self.state = self.initial_weights(), {"step": 0}
         self.state.setdefault("tokens", 0)
         self.state.setdefault("elapsed", 0.0)
         self.model = self.engine.Model(self.config, weights, config.engine)
@@ -140,11 +144,25 @@ class Run(RunBase):
             tokenizer = tokenizers.load_file(cfg.tokenizer)
         ds = Dataset(self.data.text, tc.data_mode, cfg.model.block_size, tc.val_frac, self.rng,
                      tokenizer=tokenizer, bpe_vocab_size=cfg.vocab_size if tokenizer is None else None)
-        if ds.n_truncated and self.is_main and not self.cfg.quiet:
-            print(f"note: {ds.n_truncated} documents are longer than block_size - 1 = "
-                  f"{self.cfg.model.block_size - 1} tokens; they are cut to block_size tokens (as the seed does)",
-                  file=sys.stderr)
+        if ds.n_truncated:
+            self.note(f"{ds.n_truncated} documents are longer than block_size - 1 = {cfg.model.block_size - 1} "
+                      f"tokens; they are cut to block_size tokens (as the seed does)")
+        self.note_tokenizer(ds.tokenizer)
         return ds
+
+    def note(self, msg):
+        """A remark on the data, once, on standard error."""
+        if self.is_main and not self.cfg.quiet:
+            print(f"note: {msg}", file=sys.stderr)
+
+    def note_tokenizer(self, tokenizer):
+        if getattr(tokenizer, "stopped_early", False):
+            self.note(f"the text ran out of pairs to merge before --vocab-size {self.cfg.vocab_size}: the BPE "
+                      f"tokenizer has {tokenizer.vocab_size} tokens (digits are never merged: one token each)")
+
+    def initial_weights(self):
+        """The weights a new run starts from: the seeded initialisation (the seed's order)."""
+        return init_weights(self.config, self.rng)
 
     def _check_resume(self, ckpt):
         for k in ("n_layer", "n_embd", "n_head", "block_size"):
@@ -434,9 +452,15 @@ class OpenRun(RunBase):
         """The run's data, read when first needed (sampling needs only the tokenizer)."""
         if self._ds is None:
             tc = self.cfg.train
-            data = read_data(self.cfg.data)
-            self._ds = Dataset(data.text, tc.data_mode, self.config.block_size, tc.val_frac,
-                               random.Random(tc.seed), tokenizer=self.tokenizer)
+            if tc.data_mode == "chat":
+                from microgpt.conversations import read_conversations
+                from microgpt.sft import ChatDataset
+                self._ds = ChatDataset(read_conversations(self.cfg.data), self.tokenizer, self.config.block_size,
+                                       tc.val_frac, random.Random(tc.seed))
+            else:
+                data = read_data(self.cfg.data)
+                self._ds = Dataset(data.text, tc.data_mode, self.config.block_size, tc.val_frac,
+                                   random.Random(tc.seed), tokenizer=self.tokenizer)
         return self._ds
 
     def use_data(self, path):

@@ -28,7 +28,7 @@ def pick(logits, rng, temperature, top_k=0):
 
 
 def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0.5, top_k=0, stop=(),
-             slide=False):
+             slide=False, on_token=None):
     """Continue each prompt (a non-empty list of token ids); returns the new tokens of each.
 
     All rows advance together, one position per model call -- a prompt is fed token by token
@@ -37,6 +37,7 @@ def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0
     A row ends at a token in `stop` (not returned), after max_new_tokens, or when the context
     is full (block_size positions); with `slide`, a full context is instead rebuilt from the
     last block_size // 2 tokens of every row, so text can run past the model's window.
+    on_token(row, token), if given, hears every token as it is drawn (to print it at once).
     """
     for p in prompts:
         if not p or len(p) > block_size:
@@ -65,6 +66,8 @@ def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0
                 continue
             s.append(token)
             new[b].append(token)
+            if on_token:
+                on_token(b, token)
             if max_new_tokens is not None and len(new[b]) >= max_new_tokens:
                 live[b] = False
     return new
