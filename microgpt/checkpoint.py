@@ -207,3 +207,8 @@ def _take(tensors, shapes, prefix, path):
                                 f"config says {shape}: the checkpoint is of a different model shape")
         out[name] = _rows(shape, flat)
     return out
+
+
+def load_weights(path, config):
+    """{name: rows} from one safetensors file of weights (as model.safetensors), shapes checked."""
+    return _take(_read_tensors(path), param_shapes(config), "", path)

@@ -119,6 +119,23 @@ def build_parser():
     s.add_argument("--data", default=None, help="data to mark samples as seen (default: the run's data)")
     _engine_args(s)
 
+    rl = sub.add_parser("rl", help="reinforcement learning on a task's checkable reward (policy gradient, "
+                                   "group-mean baseline, optional KL penalty)")
+    _training_args(rl)
+    rl.add_argument("--from", dest="cfg.init_from", default=None, help="the trained run to start from")
+    rl.add_argument("--task", dest="cfg.rl.task", default=None,
+                    help="add, reverse, count (chat models); names-ending:a, names-length:6-8 (names models)")
+    rl.add_argument("--prompts", dest="cfg.rl.prompts", type=int, default=None, help="P: problems per step (default 8)")
+    rl.add_argument("--group-size", dest="cfg.rl.group_size", type=int, default=None,
+                    help="G: answers sampled per problem (default 8); advantage = reward - the group's mean")
+    rl.add_argument("--temperature", dest="cfg.rl.temperature", type=float, default=None,
+                    help="of the sampled answers (default 1.0)")
+    rl.add_argument("--top-k", dest="cfg.rl.top_k", type=int, default=None, help="sample among the k likeliest")
+    rl.add_argument("--kl", dest="cfg.rl.kl", type=float, default=None,
+                    help="beta of a per-token KL penalty against the starting model (default 0: none)")
+    rl.add_argument("--std-normalize", dest="cfg.rl.std_normalize", action="store_true", default=None,
+                    help="divide each advantage by its group's standard deviation")
+
     e = sub.add_parser("eval", help="loss and bits per byte on the train and validation splits; "
                                     "with --task, accuracy on held-out problems (pass@k)")
     e.add_argument("--out", required=True, help="run directory")
@@ -252,6 +269,15 @@ def cmd_train(args):
         for k, text in enumerate(run.sample(args.num_samples, args.temperature,
                                             max_new_tokens=args.max_new_tokens)):
             print(f"sample {k + 1:2d}: {text}" if docs else text)
+
+
+def cmd_rl(args):
+    from microgpt.rl import RLRun
+    model_flags = [k for k in _given(args) if k.startswith("model.")]
+    if model_flags:
+        raise MicroGPTError(f"--{model_flags[0][6:].replace('_', '-')}: the model's size comes from --from RUN; "
+                            f"drop it")
+    _start(RLRun, args)
 
 
 def cmd_sft(args):
@@ -459,9 +485,9 @@ def cmd_tokenize(args):
         print(f"{i:>7}  {tok.readable_piece(i)}")
 
 
-COMMANDS = {"train": cmd_train, "sft": cmd_sft, "tasks": cmd_tasks, "chat": cmd_chat, "sample": cmd_sample,
-            "eval": cmd_eval, "plot": cmd_plot, "attention": cmd_attention, "embeddings": cmd_embeddings,
-            "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
+COMMANDS = {"train": cmd_train, "sft": cmd_sft, "rl": cmd_rl, "tasks": cmd_tasks, "chat": cmd_chat,
+            "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "attention": cmd_attention,
+            "embeddings": cmd_embeddings, "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
 
 
 def main(argv=None):

@@ -127,6 +127,31 @@ class EngineConfig(JSONConfig):
 
 
 @dataclass
+class RLConfig(JSONConfig):
+    """Reinforcement learning on a task's reward (microgpt rl)."""
+    task: typing.Optional[str] = None   # add, reverse, count, names-ending:a, names-length:6-8, ...
+    prompts: int = 8                    # P: problems per step
+    group_size: int = 8                 # G: answers sampled per problem; advantage = reward - the group's mean
+    temperature: float = 1.0            # of the sampled answers
+    top_k: int = 0
+    kl: float = 0.0                     # beta: per-token KL penalty against the starting model (0: none)
+    std_normalize: bool = False         # also divide each advantage by its group's standard deviation
+
+    def validate(self):
+        if not self.task:
+            raise MicroGPTError("rl needs a task to reward: --task add (see microgpt tasks list)")
+        for name in ("prompts", "group_size"):
+            if getattr(self, name) < 1:
+                raise MicroGPTError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise MicroGPTError("--group-size must be >= 2: the advantage compares answers to the same problem")
+        require("temperature", self.temperature, "positive")
+        require("top_k", self.top_k, "nonneg")
+        require("kl", self.kl, "nonneg")
+        return self
+
+
+@dataclass
 class RunConfig(JSONConfig):
     """Everything a training run needs. `Run(RunConfig(...)).train()` is what `microgpt train` does."""
     out: typing.Optional[str] = None     # run directory (None: runs/<date-time>)
@@ -146,6 +171,7 @@ class RunConfig(JSONConfig):
     init_from: typing.Optional[str] = None   # sft: the trained run whose weights (and tokenizer) start this one
     eval_task: typing.Optional[str] = None   # held-out accuracy on this task at every evaluation (e.g. add)
     eval_num: int = 200                  # problems (or samples) per task evaluation
+    rl: RLConfig = field(default_factory=RLConfig)  # rl only
 
     @classmethod
     def load(cls, out):

@@ -86,6 +86,7 @@ class Run(RunBase):
     (`RunConfig.load(out)` gives the config it was saved with)."""
 
     log_fields = (("train_loss", "loss"), ("val_loss", "val"), ("val_bpb", "val bpb"))
+    evaluate_first = False  # evaluate (and log "step 0") before the first step of a new run
 
     def __init__(self, config, resume=False, overwrite=False, allow_data_change=False, command=None):
         self.cfg, tc = config.validate(), config.train
@@ -111,8 +112,8 @@ class Run(RunBase):
             raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
                                 f"--overwrite to replace it, or another --out")
         self.rng = random.Random(tc.seed)  # one stream, in the seed's order: shuffle, init, sampling
-        self.data = read_data(config.data)
-        if ckpt and not allow_data_change:
+        self.data = self.read_data()
+        if ckpt and self.data and not allow_data_change:
             saved = (ckpt.raw_config.get("data") or {}).get("sha256")
             if saved and saved != self.data.sha256:
                 raise MicroGPTError(f"the data file {self.data.path} changed since this run began (SHA-256 "
@@ -159,6 +160,10 @@ class Run(RunBase):
         if getattr(tokenizer, "stopped_early", False):
             self.note(f"the text ran out of pairs to merge before --vocab-size {self.cfg.vocab_size}: the BPE "
                       f"tokenizer has {tokenizer.vocab_size} tokens (digits are never merged: one token each)")
+
+    def read_data(self):
+        """The run's data file (the names data set when none is given)."""
+        return read_data(self.cfg.data)
 
     def initial_weights(self):
         """The weights a new run starts from: the seeded initialisation (the seed's order)."""
@@ -228,6 +233,12 @@ class Run(RunBase):
         t0, elapsed0 = time.time(), self.state["elapsed"]
         window = Window()
         try:
+            if self.evaluate_first and start == 0 and cfg.eval_every:  # where training starts from
+                record = {"step": 0, **self.evaluate_now(), "lr": learning_rate(tc, 0), "tokens": 0,
+                          "tokens_per_s": 0.0, "elapsed": 0.0}
+                self.log(self._log_line(record, float("nan")))
+                if metrics:
+                    metrics.write(record)
             for step in range(start, end):
                 seqs, weights, extra = self.batch(step)
                 lr = learning_rate(tc, step)
@@ -276,7 +287,8 @@ class Run(RunBase):
         for key, label in self.log_fields:
             if key in record:
                 msg += f" | {label} {record[key]:.4f}"
-        msg += f" | {record['tokens_per_s']:,.0f} tok/s | eta {eta:.0f}s"
+        if record["step"]:
+            msg += f" | {record['tokens_per_s']:,.0f} tok/s | eta {eta:.0f}s"
         if "graph_nodes" in record:
             msg += f" | graph {record['graph_nodes']:,.0f} nodes {record['graph_edges']:,.0f} edges"
         return msg
@@ -294,7 +306,7 @@ class Run(RunBase):
                 "run": {k: v for k, v in cfg.to_dict().items()  # (what a resume keeps; not this call's own)
                         if k not in ("model", "train", "engine", "data", "out", "stop_after", "quiet")},
                 "data": {"path": os.path.abspath(self.data.path), "sha256": self.data.sha256,
-                         "default": cfg.data is None},
+                         "default": cfg.data is None} if self.data else None,
                 "command": self.command}
         state = {**self.state, "rng_state": rng_state_to_json(self.rng)}
         checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),

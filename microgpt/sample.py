@@ -28,13 +28,14 @@ def pick(logits, rng, temperature, top_k=0):
 
 
 def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0.5, top_k=0, stop=(),
-             slide=False, on_token=None):
+             slide=False, on_token=None, keep_stop=False):
     """Continue each prompt (a non-empty list of token ids); returns the new tokens of each.
 
     All rows advance together, one position per model call -- a prompt is fed token by token
     too, so prompts of different lengths share every call, and each row starts drawing when its
     prompt is used up (rows draw in order, so a batch is reproducible from the random stream).
-    A row ends at a token in `stop` (not returned), after max_new_tokens, or when the context
+    A row ends at a token in `stop` (returned last only with keep_stop: RL trains on it, as the
+    policy's choice to end), after max_new_tokens, or when the context
     is full (block_size positions); with `slide`, a full context is instead rebuilt from the
     last block_size // 2 tokens of every row, so text can run past the model's window.
     on_token(row, token), if given, hears every token as it is drawn (to print it at once).
@@ -63,6 +64,8 @@ def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0
             token = pick(logits[b], rng, temperature, top_k)
             if token in stop:
                 live[b] = False
+                if keep_stop:
+                    new[b].append(token)
                 continue
             s.append(token)
             new[b].append(token)
