@@ -37,6 +37,8 @@ TRAIN_FLAGS = [
     ("--eval-docs", "eval_docs", int, "documents per validation estimate (default 100; 0: all)"),
     ("--stop-after", "stop_after", int,
      "stop (and save) after this step; the schedule still spans --steps; continue with --resume"),
+    ("--time-limit", "time_limit", float,
+     "stop (and save) after this many seconds; the schedule still spans --steps; continue with --resume"),
     ("--checkpoint-every", "checkpoint_every", int, "also save every N steps (always at the end)"),
     ("--log-every", "log_every", int, "print and record every N steps: the mean over those steps"),
 ]

@@ -166,6 +166,7 @@ class RunConfig(JSONConfig):
     checkpoint_every: int = 0            # also save every N steps (always at the end)
     log_every: int = 1                   # print and record every N steps (the mean over those steps)
     stop_after: typing.Optional[int] = None  # stop (and save) after this step; the schedule spans train.steps
+    time_limit: typing.Optional[float] = None  # stop (and save) after this many seconds of this call
     quiet: bool = False                  # print nothing but errors
     tensorboard: bool = False            # also write TensorBoard event files into the run directory
     init_from: typing.Optional[str] = None   # sft: the trained run whose weights (and tokenizer) start this one
@@ -189,6 +190,8 @@ class RunConfig(JSONConfig):
             raise MicroGPTError(f"--log-every must be >= 1, got {self.log_every}")
         if self.stop_after is not None and self.stop_after <= 0:
             raise MicroGPTError(f"--stop-after must be >= 1, got {self.stop_after}")
+        if self.time_limit is not None:
+            require("time_limit", self.time_limit, "positive")
         if (self.tokenizer == "bpe") != (self.vocab_size is not None):
             raise MicroGPTError("--tokenizer bpe needs --vocab-size N (and --vocab-size goes with --tokenizer bpe): "
                                 "e.g. --tokenizer bpe --vocab-size 512")

@@ -254,7 +254,8 @@ class Run(RunBase):
                 done = step + 1
                 self.state.update(step=done, tokens=self.state["tokens"] + n_tokens,
                                   elapsed=round(elapsed0 + time.time() - t0, 3))
-                stop = self.model.any_rank(self._stop is not None)
+                out_of_time = cfg.time_limit is not None and time.time() - t0 >= cfg.time_limit
+                stop = self.model.any_rank(self._stop is not None or out_of_time)
                 val = {}
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == tc.steps):
                     val = self.evaluate_now()
@@ -267,10 +268,13 @@ class Run(RunBase):
                     window = Window()
                 if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < end:
                     self.save()
-                if stop:
+                if stop and self.model.any_rank(self._stop is not None):  # (every rank asks: a collective)
                     self.save()
                     self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
                     raise SystemExit(128 + (self._stop or signal.SIGINT))
+                if stop:  # --time-limit: an early end, like --stop-after
+                    end = done
+                    break
             self.save()
         finally:
             if metrics:
@@ -304,7 +308,8 @@ class Run(RunBase):
         cfg = self.cfg
         meta = {"train": cfg.train.to_dict(), "engine": cfg.engine.to_dict(),
                 "run": {k: v for k, v in cfg.to_dict().items()  # (what a resume keeps; not this call's own)
-                        if k not in ("model", "train", "engine", "data", "out", "stop_after", "quiet")},
+                        if k not in ("model", "train", "engine", "data", "out", "stop_after", "time_limit",
+                                     "quiet")},
                 "data": {"path": os.path.abspath(self.data.path), "sha256": self.data.sha256,
                          "default": cfg.data is None} if self.data else None,
                 "command": self.command}
