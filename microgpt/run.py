@@ -257,7 +257,8 @@ class Run(RunBase):
                 out_of_time = cfg.time_limit is not None and time.time() - t0 >= cfg.time_limit
                 stop = self.model.any_rank(self._stop is not None or out_of_time)
                 val = {}
-                if cfg.eval_every and (done % cfg.eval_every == 0 or done == tc.steps):
+                last = done == end or (stop and self._stop is None)  # the schedule's end, or out of time
+                if cfg.eval_every and (done % cfg.eval_every == 0 or last):
                     val = self.evaluate_now()
                 if done % cfg.log_every == 0 or done == end or val or stop:
                     record = {"step": done, **window.means(), **val, "lr": lr, "tokens": self.state["tokens"],
