@@ -249,6 +249,12 @@ def run_config(args):
 def _start(cls, args):
     """A training run of class `cls` from the flags; trained; returns (run, finished)."""
     cfg = run_config(args)
+    given = _given(args)
+    if cfg.init_from and not args.resume and "engine.name" not in given:
+        # a run started --from another keeps that run's engine (and dtype) unless told otherwise
+        from microgpt import checkpoint
+        cfg.engine = checkpoint.load(cfg.init_from, with_optimizer=False).engine
+        _apply(cfg, {k: v for k, v in given.items() if k.startswith("engine.")})
     require("eval_num", cfg.eval_num, "positive")
     run = cls(cfg, resume=args.resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change,
               command=["microgpt", *args.argv])

@@ -263,7 +263,10 @@ class Run(RunBase):
                 if done % cfg.log_every == 0 or done == end or val or stop:
                     record = {"step": done, **window.means(), **val, "lr": lr, "tokens": self.state["tokens"],
                               "tokens_per_s": round(window.tokens_per_s(), 1), "elapsed": self.state["elapsed"]}
-                    self.log(self._log_line(record, (time.time() - t0) / (done - start) * (tc.steps - done)))
+                    eta = (time.time() - t0) / (done - start) * (tc.steps - done)
+                    if cfg.time_limit is not None:
+                        eta = min(eta, max(0.0, cfg.time_limit - (time.time() - t0)))
+                    self.log(self._log_line(record, eta))
                     if metrics:
                         metrics.write(record)
                     window = Window()
