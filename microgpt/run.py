@@ -196,17 +196,19 @@ class Run(RunBase):
         if self.is_main:
             self._lock()
             if not self.resume and checkpoint.exists(self.out) and not self.overwrite:
+                self.lock.release()
                 raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
                                     f"--overwrite to replace it, or another --out")
         self.log(f"data: {self.ds.describe()}")
         self.log(f"model: {num_params(self.config):,} parameters, {self.config.n_layer} layer(s), "
                  f"n_embd {self.config.n_embd}, {self.config.n_head} heads, block {self.config.block_size}; "
                  f"engine {cfg.engine.name} ({self.model.description})")
-        metrics = MetricsLog(self.out, start, cfg.tensorboard) if self.is_main else None
-        handlers = self._catch_signals()
+        metrics, handlers = None, {}
         t0, elapsed0 = time.time(), self.state["elapsed"]
         window = Window()
         try:
+            metrics = MetricsLog(self.out, start, cfg.tensorboard) if self.is_main else None
+            handlers = self._catch_signals()
             for step in range(start, end):
                 seqs, weights, extra = self.batch(step)
                 lr = learning_rate(tc, step)
@@ -365,39 +367,52 @@ class MetricsLog:
 
     def __init__(self, run_dir, start_step, tensorboard=False):
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        kept = b""
-        if start_step and os.path.exists(self.path):
-            with open(self.path, "rb") as f:
-                kept = b"".join(line for line in f.read().splitlines(keepends=True)
-                                if (_step_of(line) or math.inf) <= start_step)
+        self.f = self.tb = None
         try:
+            kept = b""
+            if start_step and os.path.exists(self.path):
+                with open(self.path, "rb") as f:
+                    kept = b"".join(line for line in f.read().splitlines(keepends=True)
+                                    if (_step_of(line) or math.inf) <= start_step)
             atomic_write_bytes(self.path, kept)
             self.f = open(self.path, "a")  # noqa: SIM115 (open for the whole run; closed by close())
         except OSError as e:
-            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): free some space or fix the "
+            raise MicroGPTError(f"cannot write {self.path} ({e.strerror or e}): free some space or fix the "
                                 f"folder's permissions") from None
-        self.tb = None
         if tensorboard:  # (hand-written event files: no dependency to write them)
             from microgpt.pictures.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+            logdir = os.path.join(run_dir, "tensorboard")
+            try:
+                self.tb = SummaryWriter(logdir)
+            except OSError as e:
+                self.close()
+                raise MicroGPTError(f"cannot write TensorBoard files in {logdir} ({e.strerror or e}): free some "
+                                    f"space or fix the folder's permissions") from None
 
     def write(self, record):
         try:
             self.f.write(json.dumps(record) + "\n")
             self.f.flush()
         except OSError as e:
-            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): the last checkpoint is kept; "
-                                f"free some space, then continue with --resume") from None
+            raise self._failed(self.path, e) from None
         if self.tb:
             from microgpt.pictures.tensorboard import log_metrics
-            log_metrics(self.tb, record)
-            self.tb.flush()
+            try:
+                log_metrics(self.tb, record)
+                self.tb.flush()
+            except OSError as e:
+                raise self._failed(self.tb.path, e) from None
+
+    @staticmethod
+    def _failed(path, e):
+        return MicroGPTError(f"cannot write {path} ({e.strerror or e}): the last checkpoint is kept; "
+                             f"free some space, then continue with --resume")
 
     def close(self):
-        with contextlib.suppress(OSError):
-            self.f.close()
-        if self.tb:
-            self.tb.close()
+        for f in (self.f, self.tb):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
 
 
 def _step_of(line):
@@ -405,7 +420,7 @@ def _step_of(line):
     try:
         step = json.loads(line).get("step")
         return step if isinstance(step, int) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
 
 
