@@ -31,8 +31,11 @@ FORMAT = "microgpt-checkpoint-1"
 FIX = "restore the checkpoint from a copy, or delete the run folder and train again"
 MAX_JSON_BYTES = {"config.json": 128 << 20, "state.json": 1 << 20}  # (a BPE of 10^6 merges: ~50 MB)
 MAX_SIZE = 1 << 40        # no model size (n_embd, vocab_size, ...) is larger
+MAX_MAGNITUDE = 1e150     # no weight or moment is larger: its square would overflow a float
+# what config.json may name for each engine (the engines refuse anything else, in their own words)
 GRAPHS = ("textbook", "fused")
-ENGINE_DTYPES = (None, "float64", "float32", "bf16")
+ENGINE_DTYPES = {"python": (None, "float64"), "numpy": (None, "float64", "float32"),
+                 "torch": (None, "float32", "float64", "bf16")}
 DEVICE = re.compile(r"cpu|mps|cuda(:\d{1,4})?")
 
 
@@ -241,7 +244,9 @@ class _Snapshot:
         chunks, got = [], 0
         try:
             while got <= limit:
-                chunk = os.read(fd, min(limit + 1 - got, 1 << 24))
+                # os.read allocates what it is asked for: ask for what fstat said is there (then a
+                # little more, to see the end of a file that grew meanwhile)
+                chunk = os.read(fd, min(size - got if got < size else 1 << 16, 1 << 24))
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -364,8 +369,8 @@ def _check_engine(engine, bad):
         raise bad(f"engine: unknown engine {jsonfile.short(engine.name)}")
     if engine.graph not in GRAPHS:
         raise bad(f"engine: unknown graph {jsonfile.short(engine.graph)}")
-    if engine.dtype not in ENGINE_DTYPES:
-        raise bad(f"engine: unknown dtype {jsonfile.short(engine.dtype)}")
+    if engine.dtype not in ENGINE_DTYPES.get(engine.name, (None, "float64", "float32", "bf16")):
+        raise bad(f"engine: dtype {jsonfile.short(engine.dtype)} is not one of the {engine.name} engine's")
     if engine.device is not None and not DEVICE.fullmatch(engine.device):
         raise bad(f"engine: unknown device {jsonfile.short(engine.device)}")
     return engine
@@ -451,6 +456,9 @@ def _take(tensors, shapes, prefix, path):
                                 f"model config says {shape}: the checkpoint is of a different model shape; {FIX}")
         if not _all_finite(flat):
             raise corrupt(path, f"tensor {prefix + name!r} holds NaN or infinite values")
+        if len(flat) and max(max(flat), -min(flat)) > MAX_MAGNITUDE:
+            raise corrupt(path, f"tensor {prefix + name!r} holds a value of absurd size, "
+                                f"{max(max(flat), -min(flat)):.3g}: damaged, or from a run that diverged")
         if prefix == "v." and len(flat) and min(flat) < 0:
             raise corrupt(path, f"tensor {prefix + name!r}, Adam's mean of squared gradients, holds negative values")
         out[name] = _rows(shape, flat)

@@ -28,6 +28,12 @@ from microgpt.lock import RunLock
 from microgpt.sample import generate
 
 
+def math_overflow(e):
+    """Whether an exception is the python engine's float math meeting weights that have diverged
+    (log(0) in the loss, a power that overflows), where array engines would give inf or NaN."""
+    return isinstance(e, OverflowError) or (isinstance(e, ValueError) and str(e) == "math domain error")
+
+
 def rng_state_to_json(rng):
     version, internal, gauss_next = rng.getstate()
     return [version, list(internal), gauss_next]
@@ -66,7 +72,13 @@ class RunBase:
         seqs = self.ds.eval_sequences(split, max_seqs)
         total, n = 0.0, 0
         for i in range(0, len(seqs), batch_size):
-            for losses in self.model.token_losses(seqs[i:i + batch_size]):
+            try:
+                batch_losses = self.model.token_losses(seqs[i:i + batch_size])
+            except (OverflowError, ValueError) as e:
+                if not math_overflow(e):
+                    raise
+                batch_losses = [[math.inf] * (len(s) - 1) for s in seqs[i:i + batch_size]]
+            for losses in batch_losses:
                 for loss in losses:
                     total += loss
                 n += len(losses)
@@ -213,7 +225,12 @@ class Run(RunBase):
                 seqs, weights, extra = self.batch(step)
                 lr = learning_rate(tc, step)
                 t_step = time.time()
-                loss = self.model.train_step(seqs, lr, step + 1, tc, weights)
+                try:
+                    loss = self.model.train_step(seqs, lr, step + 1, tc, weights)
+                except (OverflowError, ValueError) as e:
+                    if not math_overflow(e):
+                        raise
+                    loss = math.inf  # (stops the run below, as any loss that is not finite)
                 n_tokens = sum(len(s) - 1 for s in seqs) * self.world_size
                 window.add(time.time() - t_step, n_tokens, train_loss=loss, **extra, **self.model.step_info())
                 if not math.isfinite(loss):

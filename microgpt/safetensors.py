@@ -97,7 +97,7 @@ def _entry(name, info, data_len, bad):
     if not isinstance(info, dict):
         raise bad(f"{label} is not described by a JSON object")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise bad(f"{label} has dtype {jsonfile.short(dtype)}: only {' and '.join(DTYPES)} are read")
     if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
         raise bad(f"{label} has a shape that is not a list of whole numbers >= 0")
