@@ -8,6 +8,7 @@ exist (Windows), the file alone is the lock and a dead owner's pid lets us take 
 Readers (sample, eval, plot, report) take no lock: checkpoints are swapped in atomically.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -93,6 +94,10 @@ class RunLock:
             self.fd = None
             if fcntl is None:
                 os.unlink(self.path)
+
+    def __del__(self):  # a Run that failed half-way through setting up lets go of its run
+        with contextlib.suppress(Exception):  # (at interpreter exit, anything may be gone)
+            self.release()
 
 
 def _alive(pid):

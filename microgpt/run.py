@@ -204,6 +204,8 @@ class Run(RunBase):
         start = self.state["step"]
         end = min(tc.steps, cfg.stop_after or tc.steps)
         if end <= start:
+            if self.lock is not None:
+                self.lock.release()  # (a resumed run holds it since __init__)
             raise MicroGPTError(f"--stop-after {end} is not past the checkpoint's step {start}")
         if self.is_main:
             self._lock()
