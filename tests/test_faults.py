@@ -95,14 +95,22 @@ def run_at_step_1(tmp_path, words):
     return out, run, calls.count
 
 
+def copy_run(out, copy, start):
+    """A copy of the run as a save finds it: whole, or left mid-swap by a kill (only .checkpoint.old)."""
+    shutil.copytree(out, copy)
+    if start == "mid-swap":
+        os.rename(copy / "checkpoint", copy / ".checkpoint.old")
+
+
+@pytest.mark.parametrize("start", ["whole", "mid-swap"])
 @pytest.mark.parametrize("err", ["ENOSPC", "EROFS", "EACCES", "EIO"])
-def test_a_save_failing_at_any_write_keeps_the_previous_checkpoint(tmp_path, run_at_step_1, err):
+def test_a_save_failing_at_any_write_keeps_the_previous_checkpoint(tmp_path, run_at_step_1, err, start):
     out, run, n_calls = run_at_step_1
     assert n_calls >= 20  # 4 files (open, write, fsync, replace each), folders, the swap's renames
     failed = 0
     for at in range(1, n_calls + 2):
         copy = tmp_path / f"at{at}"
-        shutil.copytree(out, copy)
+        copy_run(out, copy, start)
         run.out = str(copy)
         try:
             with Faults(at=at, err=err):
@@ -138,21 +146,26 @@ Run(cfg, resume=True).train()  # trains step 2, and dies in its save
 """
 
 
-def test_a_kill_at_any_write_of_a_save_leaves_a_whole_checkpoint(tmp_path, run_at_step_1, words, reference):
-    """SIGKILL (os._exit: no cleanup at all) at each write of a save in turn: a whole checkpoint
-    is always found (the previous one or the new one), and the run resumes from it exactly."""
+@pytest.mark.parametrize("start", ["whole", "mid-swap"])
+def test_a_kill_at_any_write_of_a_save_leaves_a_whole_checkpoint(tmp_path, run_at_step_1, words, reference, start):
+    """SIGKILL (os._exit: no cleanup at all) at each write of a save in turn, from a whole
+    checkpoint or from one an earlier kill left mid-swap: a whole checkpoint is always found
+    (the previous one or the new one), and the run resumes from it exactly."""
     out, run, n_calls = run_at_step_1
     found = set()
-    for at in range(1, n_calls + 1):
+    for at in range(1, n_calls + 5):
         copy = tmp_path / f"kill{at}"
-        shutil.copytree(out, copy)
+        copy_run(out, copy, start)
         p = subprocess.run([sys.executable, "-c", CRASH.format(root=ROOT, here=HERE, out=str(copy), at=at)],
                            capture_output=True, text=True, timeout=120)
+        if p.returncode == 0:  # past the save's last write: every point has been tried
+            break
         assert p.returncode == 9, p.stderr
         found.add(checkpoint.load(str(copy)).step)
         train(copy, words, resume=True)
         assert_same_run(copy, reference)
         shutil.rmtree(copy)
+    assert p.returncode == 0
     assert found == {1, 2}  # killed before the swap: the previous one; after it: the new one
 
 

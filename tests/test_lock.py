@@ -47,8 +47,8 @@ def test_a_second_writer_is_refused_naming_the_first(tmp_path, words):
     first = start_training(out, words, 100_000, "--checkpoint-every", "1")
     try:
         wait_for_step(first, 5)
-        for extra in (["--resume"], ["--overwrite"]):
-            p = run_cli("train", "--out", out, "--data", words, *TINY, "--steps", "100000", *extra)
+        for extra in (["--resume", "--steps", "100000"], ["--overwrite", "--steps", "3"]):
+            p = run_cli("train", "--out", out, "--data", words, *TINY, *extra, timeout=60)
             assert p.returncode == 2
             assert_one_line_error(p, "is being written by process", f"process {first.pid} ", "train")
     finally:
