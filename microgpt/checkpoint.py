@@ -7,7 +7,14 @@ run_dir/checkpoint/
   state.json             step reached, tokens and time trained, the random stream's state
 A new checkpoint is written in full to a temporary folder and then swapped in by renames, so
 a crash, a kill or a full disk at any moment leaves a whole checkpoint (the new one or the
-previous one) that load() finds.
+previous one) that load() finds. A reader opens all the files first, through one handle on the
+folder, so a save swapping meanwhile never mixes two checkpoints.
+
+load() trusts no byte of them: each file's size is checked before it is read (the weight files
+against the parameter count config.json gives, so an absurd config allocates nothing), its JSON
+strictly parsed, every config section type- and value-checked, the tokenizer matched to the
+model, the random stream's state and the step checked, the tensors' shapes and values (finite,
+of sane size, Adam's v >= 0). Anything wrong is one MicroGPTError naming the file and what to do.
 """
 
 import contextlib
@@ -37,6 +44,7 @@ GRAPHS = ("textbook", "fused")
 ENGINE_DTYPES = {"python": (None, "float64"), "numpy": (None, "float64", "float32"),
                  "torch": (None, "float32", "float64", "bf16")}
 DEVICE = re.compile(r"cpu|mps|cuda(:\d{1,4})?")
+DIR_FD = os.open in os.supports_dir_fd  # (Windows: no)
 
 
 def _flat(matrix):
@@ -176,7 +184,7 @@ class _Snapshot:
     def __init__(self, path, names):
         self.path, self.fds, self.dir_fd = path, {}, None
         try:
-            if os.open in os.supports_dir_fd:
+            if DIR_FD:
                 try:
                     self.dir_fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
                 except FileNotFoundError:
