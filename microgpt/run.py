@@ -251,16 +251,15 @@ class Run(RunBase):
                     record = {"step": done, **window.means(), **val, "lr": lr, "tokens": self.state["tokens"],
                               "tokens_per_s": round(window.tokens_per_s(), 1), "elapsed": self.state["elapsed"]}
                     self.log(self._log_line(record, (time.time() - t0) / (done - start) * (tc.steps - done)))
-                    if metrics:
-                        metrics.write(record)
+                    self.together(metrics and metrics.write, record)  # (metrics: the main process's)
                     window = Window()
                 if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < end:
-                    self.save()
+                    self.together(self.save)
                 if stop:
-                    self.save()
+                    self.together(self.save)
                     self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
                     raise SystemExit(128 + (self._stop or signal.SIGINT))
-            self.save()
+            self.together(self.save)
         finally:
             if metrics:
                 metrics.close()
@@ -284,6 +283,22 @@ class Run(RunBase):
     def log(self, msg):
         if self.is_main and not self.cfg.quiet:
             print(msg, flush=True)
+
+    def together(self, write, *args):
+        """Run the main process's `write` (a checkpoint, a metrics line) and, when several processes
+        train together, let all of them know whether it failed: then every one stops, the main one
+        with its one-line error, the others quietly (else they would wait for it in the next step's
+        all-reduce, then crash with a traceback of their own)."""
+        failure = None
+        if write is not None and self.is_main:
+            try:
+                write(*args)
+            except MicroGPTError as e:
+                failure = e
+        if self.world_size > 1 and self.model.any_rank(failure is not None) and failure is None:
+            raise SystemExit(2)
+        if failure is not None:
+            raise failure
 
     def save(self):
         """Write the checkpoint (the main process only)."""

@@ -381,3 +381,25 @@ def test_a_read_only_filesystem(tmpfs, trained):
                               "Read-only file system")
     after = {f: (tmpfs / "run" / "checkpoint" / f).read_bytes() for f in os.listdir(tmpfs / "run" / "checkpoint")}
     assert after == before
+
+
+# ---------------------------------------------------------------- several processes
+
+def test_a_failed_save_under_torchrun_stops_every_process_with_one_error(tmp_path, names_path):
+    """Only rank 0 writes: when its save fails, the other processes must stop too (not wait for it
+    in the next all-reduce, then crash with a traceback of their own)."""
+    torch = pytest.importorskip("torch")
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("this torch build has no gloo backend")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + HERE, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        os.path.join(HERE, "faultwrap.py"), "rename", "3", "ENOSPC",  # the 2nd save's swap
+                        "train", "--engine", "torch", "--dtype", "float64", "--device", "cpu", "--steps", "50",
+                        "--batch-size", "4", "--n-embd", "8", "--n-head", "2", "--eval-every", "0",
+                        "--num-samples", "0", "--checkpoint-every", "5", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert p.returncode != 0
+    ours = [line for line in p.stderr.splitlines() if line.startswith("error: ") or "[rank" in line]
+    assert len(ours) == 1 and "could not write the checkpoint" in ours[0], p.stderr  # (the rest is torchrun's)
+    assert checkpoint.load(str(out)).step == 5
