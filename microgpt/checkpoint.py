@@ -39,6 +39,7 @@ FIX = "restore the checkpoint from a copy, or delete the run folder and train ag
 MAX_JSON_BYTES = {"config.json": 128 << 20, "state.json": 1 << 20}  # (a BPE of 10^6 merges: ~50 MB)
 MAX_SIZE = 1 << 40        # no model size (n_embd, vocab_size, ...) is larger
 MAX_MAGNITUDE = 1e150     # no weight or moment is larger: its square would overflow a float
+BPE_BYTES_PER_FILE_BYTE = 64  # a BPE's tokens take at most this many bytes per byte of config.json (+ 1 MB)
 # what config.json may name for each engine (the engines refuse anything else, in their own words)
 GRAPHS = ("textbook", "fused")
 ENGINE_DTYPES = {"python": (None, "float64"), "numpy": (None, "float64", "float32"),
@@ -165,7 +166,7 @@ def _load(run_dir, with_optimizer):
     names = ["config.json", "state.json", "model.safetensors"] + (["optimizer.safetensors"] if with_optimizer else [])
     with _Snapshot(path, names) as snap:
         cfg = _json(snap, "config.json")
-        config, tokenizer, train, engine = _check_config(cfg, snap.file("config.json"))
+        config, tokenizer, train, engine = _check_config(cfg, snap.file("config.json"), snap.size("config.json"))
         state = _check_state(_json(snap, "state.json"), train, snap.file("state.json"))
         shapes = _check_sizes(snap, config)
         weights = _take(_tensors(snap, "model.safetensors", len(shapes)), shapes, "", snap.file("model.safetensors"))
@@ -304,7 +305,7 @@ def _header_allowance(n_tensors):
 # ---------------------------------------------------------------- config.json and state.json
 
 
-def _check_config(cfg, path):
+def _check_config(cfg, path, size):
     """(GPTConfig, tokenizer, TrainConfig, EngineConfig) from config.json, every section checked:
     its types (JSONConfig.from_dict), its values (each config's validate()), and that the
     tokenizer fits the model."""
@@ -320,6 +321,7 @@ def _check_config(cfg, path):
         if v > MAX_SIZE:
             raise bad(f"model.{k} is {v:,}, more than any model can have")
     _validated(config, "model", bad)
+    _check_bpe_bytes(cfg.get("tokenizer"), size, bad)
     try:
         tokenizer = tokenizers.from_dict(cfg.get("tokenizer"))
     except (TypeError, ValueError, KeyError, MicroGPTError) as e:
@@ -348,6 +350,25 @@ def _check_config(cfg, path):
             (isinstance(command, list) and all(isinstance(a, str) for a in command))):
         raise bad("its command is not a list of strings")
     return config, tokenizer, train, engine
+
+
+def _check_bpe_bytes(tok, size, bad):
+    """A BPE tokenizer builds the bytes of every token, and merges nested in each other double
+    them: 25 merges in a few hundred bytes of JSON would take 64 MB. Refuse tokens that add up to
+    far more than the file that describes them (a trained tokenizer's come to about its JSON's
+    size) before they are built. (Malformed merges are left to the tokenizer to name.)"""
+    merges = tok.get("merges") if isinstance(tok, dict) and tok.get("type") == "bpe" else None
+    if not isinstance(merges, list):
+        return
+    lengths, total = [1] * 256, 256
+    for k, m in enumerate(merges):
+        if not (isinstance(m, list) and len(m) == 2 and all(_is_int(i) and 0 <= i < 256 + k for i in m)):
+            return
+        lengths.append(lengths[m[0]] + lengths[m[1]])
+        total += lengths[-1]
+        if total > BPE_BYTES_PER_FILE_BYTE * size + (1 << 20):
+            raise bad(f"tokenizer: its merges make tokens of more than {total:,} bytes in all, from a file of "
+                      f"{size:,} bytes")
 
 
 def _section(cls, d, name, bad, required=False):
