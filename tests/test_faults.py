@@ -403,3 +403,12 @@ def test_a_failed_save_under_torchrun_stops_every_process_with_one_error(tmp_pat
     ours = [line for line in p.stderr.splitlines() if line.startswith("error: ") or "[rank" in line]
     assert len(ours) == 1 and "could not write the checkpoint" in ours[0], p.stderr  # (the rest is torchrun's)
     assert checkpoint.load(str(out)).step == 5
+
+
+def test_plot_of_a_metrics_file_nested_past_the_stack_is_one_line(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write("[" * 100_000 + "\n" + '{"step": 99}\n')
+    assert_one_line_error(run_cli("plot", run, "--to", tmp_path / "x.png"), "metrics.jsonl", "not JSON")
