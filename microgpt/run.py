@@ -28,10 +28,20 @@ from microgpt.lock import RunLock
 from microgpt.sample import generate
 
 
+def _log0_message():
+    try:
+        math.log(0.0)
+    except ValueError as e:
+        return str(e)  # ("math domain error"; each Python version words it its own way)
+
+
+LOG0 = _log0_message()
+
+
 def math_overflow(e):
     """Whether an exception is the python engine's float math meeting weights that have diverged
     (log(0) in the loss, a power that overflows), where array engines would give inf or NaN."""
-    return isinstance(e, OverflowError) or (isinstance(e, ValueError) and str(e) == "math domain error")
+    return isinstance(e, OverflowError) or (isinstance(e, ValueError) and str(e) == LOG0)
 
 
 def rng_state_to_json(rng):

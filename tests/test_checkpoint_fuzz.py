@@ -600,3 +600,20 @@ def test_hostile_checkpoints_through_the_cli_are_one_line_each(bases, tmp_path):
         p = run_cli(*command)
         assert p.returncode == 2, p.stderr
         assert_one_line_error(p, os.path.join(str(run_dir), "checkpoint", name))
+
+
+def test_weights_that_overflow_when_used_are_one_line_too(bases, tmp_path):
+    """Finite weights a million times too large (a run that diverged, or a damaged file that
+    stays finite): the python engine's float math overflows where arrays give inf. Resuming
+    stops with "loss became inf", evaluating reports an infinite loss, sampling says the
+    weights have diverged: never a traceback."""
+    tensors, meta = safetensors.loads(bases["char"]["model.safetensors"])
+    big = safetensors.dumps({k: (shape, [x * 1e6 for x in flat]) for k, (shape, flat) in tensors.items()},
+                            metadata=meta)
+    run_dir = Scratch(tmp_path).write({**bases["char"], "model.safetensors": big})
+    assert_one_line_error(run_cli("train", "--out", run_dir, "--resume"), "loss became inf")
+    p = run_cli("eval", "--out", run_dir)
+    assert p.returncode == 0 and "loss inf" in p.stdout, p.stderr
+    p = run_cli("sample", "--out", run_dir)
+    assert p.returncode == 0 or (p.returncode == 2 and "diverged" in p.stderr), p.stderr
+    assert "Traceback" not in p.stderr
