@@ -17,6 +17,14 @@ def _no_constants(name):
     raise _Refused(f"it holds {name}, which JSON has no number for")
 
 
+def _int(digits):
+    # Python >= 3.11 refuses more than 4300 digits itself; before that, int() of a long enough
+    # string of digits takes minutes (it is quadratic)
+    if len(digits) > 4300:
+        raise _Refused("a number in it has too many digits")
+    return int(digits)
+
+
 def _no_duplicates(pairs):
     out = dict(pairs)
     if len(out) != len(pairs):
@@ -33,7 +41,7 @@ def loads(raw, bad):
     except UnicodeDecodeError as e:
         raise bad(f"not UTF-8 text: bad byte at offset {e.start}") from None
     try:
-        return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_no_duplicates)
+        return json.loads(text, parse_constant=_no_constants, parse_int=_int, object_pairs_hook=_no_duplicates)
     except _Refused as e:
         raise bad(str(e)) from None
     except RecursionError:
