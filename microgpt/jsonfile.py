@@ -7,6 +7,7 @@ Every problem becomes the caller's own error, so each file names itself in the m
 """
 
 import json
+import re
 
 
 class _Refused(ValueError):
@@ -34,6 +35,27 @@ def _no_duplicates(pairs):
     return out
 
 
+# "\ud800" alone is valid JSON syntax but no Unicode text: a str holding it cannot be encoded
+# (a tokenizer's character, a report page), so such a file is refused as the library refuses it
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _check_strings(value):
+    stack = [value]  # (a loop, not recursion: the document may be nested nearly to the stack's depth)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Refused("a string in it holds a lone UTF-16 surrogate, which is not text") from None
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+
+
 def loads(raw, bad):
     """The JSON value of `raw` (bytes, UTF-8). `bad(why)` makes the exception to raise."""
     try:
@@ -41,7 +63,10 @@ def loads(raw, bad):
     except UnicodeDecodeError as e:
         raise bad(f"not UTF-8 text: bad byte at offset {e.start}") from None
     try:
-        return json.loads(text, parse_constant=_no_constants, parse_int=_int, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, parse_constant=_no_constants, parse_int=_int, object_pairs_hook=_no_duplicates)
+        if _SURROGATE.search(text):
+            _check_strings(value)
+        return value
     except _Refused as e:
         raise bad(str(e)) from None
     except RecursionError:

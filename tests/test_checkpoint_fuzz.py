@@ -116,6 +116,12 @@ def open_like_sample(run_dir):
             run.model.set_optimizer_state(ckpt.optimizer)
         bos = ckpt.tokenizer.BOS
         try:
+            run.model.check_training(ckpt.train)  # (an engine refusing a saved option, say dropout: one line)
+        except MicroGPTError as e:
+            assert "\n" not in str(e)
+            STATS["loaded"] += 1
+            return True
+        try:
             run.model.train_step([[bos, 0, 1, bos]], 0.001, ckpt.step + 1, ckpt.train)
         except (OverflowError, ValueError) as e:
             assert math_overflow(e), e  # what Run.train reports as "loss became inf"
@@ -314,6 +320,48 @@ def bad_tokenizer(data, base_cfg, other_cfg):
     return json.dumps(cfg).encode()
 
 
+# each value the loader checks, with values just inside and just outside what it allows
+RNG = json.loads(json.dumps(rng_state_to_json(random.Random(1))))
+FIELDS = {
+    "state.json": {
+        ("step",): [-1, 0, 6, 7, 10 ** 6, 2 ** 63, True, 3.0, "3", None],
+        ("tokens",): [-1, 0, 1.5, "x", None, 2 ** 70],
+        ("elapsed",): [-1, 0, 1e308, "x", None, True],
+        ("last_loss",): [None, -2.5, "x", [1]],
+        ("rng_state",): [None, [], [3], [2, RNG[1], None], [3, RNG[1], "x"], [3, RNG[1], 0.5], [3, RNG[1][:624], None],
+                         [3, RNG[1][:624] + [625], None], [3, RNG[1][:624] + [624], None],
+                         [3, [2 ** 32] + RNG[1][1:], None], [3, [-1] + RNG[1][1:], None],
+                         [3, [True] + RNG[1][1:], None], [3, [0] * 625, None], [3, RNG[1], None, 1]],
+    },
+    "config.json": {
+        **{("model", k): [0, -1, 1, 2, 5, 2 ** 40 + 1, 10 ** 9, 1.5, True, "4", None]
+           for k in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size")},
+        ("train", "steps"): [0, 1, 2, 3, -1, 10 ** 30, 2.0],
+        ("train", "lr"): [0, -0.1, 1e308, "x"], ("train", "beta2"): [1, 1.0, -0.5], ("train", "eps"): [0, 1e-300],
+        ("train", "lr_schedule"): ["cosine", "x", 1], ("train", "data_mode"): ["stream", "x"],
+        ("train", "batch_size"): [0, 10 ** 9], ("train", "dropout"): [0.5, 1.0],
+        ("engine",): ["numpy", "tpu", None, 5, []], ("engine", "name"): ["numpy", "tpu", None],
+        ("engine", "dtype"): ["float32", "bf16", "int8", None], ("engine", "graph"): ["textbook", "x"],
+        ("engine", "device"): ["cpu", "cuda:x", "gpu", ""], ("engine", "compile"): [True, "yes"],
+        ("format",): [None, "microgpt-checkpoint-2", 1], ("data",): [None, [], {"path": 5}, {"default": "yes"}],
+        ("command",): [None, "microgpt train", 5, [1]], ("run",): [None, [], {"eval_every": -1}, {"log_every": 0}],
+        ("tokenizer",): [None, {}, {"type": "char"}, {"type": "char", "chars": 5}],
+        ("model",): [None, [], {}],
+    },
+}
+
+
+def bad_field(data, raw, name):
+    doc = json.loads(raw)
+    path = data.draw(st.sampled_from(sorted(FIELDS[name], key=str)), label="field")
+    value = data.draw(st.sampled_from(FIELDS[name][path]), label="value")
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key] if isinstance(parent.get(key), dict) else parent.setdefault(key, {})
+    parent[path[-1]] = value
+    return json.dumps(doc).encode()
+
+
 def mutate(data, bases):
     """A damaged copy of one of the base checkpoints: ({file: bytes or None}, folder name)."""
     kind = data.draw(st.sampled_from(["char", "bpe"]), label="base")
@@ -325,7 +373,7 @@ def mutate(data, bases):
         clean = bases[kind][name]  # (structural edits start from the valid file)
         ops = ["truncate", "random", "flip", "edit", "delete", "swap"]
         if name.endswith(".json"):
-            ops += ["json"] * 6 + (["tokenizer"] * 3 if name == "config.json" else [])
+            ops += ["json"] * 6 + ["field"] * 4 + (["tokenizer"] * 3 if name == "config.json" else [])
         else:
             ops += ["header"] * 5 + ["values"] * 3
         op = data.draw(st.sampled_from(ops), label="op")
@@ -357,6 +405,8 @@ def mutate(data, bases):
             raw = other[name]
         elif op == "json":
             raw = mutate_json(data, clean)
+        elif op == "field":
+            raw = bad_field(data, clean, name)
         elif op == "tokenizer":
             raw = bad_tokenizer(data, clean, other["config.json"])
         elif op == "header":
@@ -545,6 +595,17 @@ def test_deep_nesting_in_every_json_is_an_error_not_a_crash(bases, tmp_path):
         checkpoint.load(str(run_dir))
 
 
+def test_a_character_that_is_not_text_is_refused(bases, tmp_path):
+    """A lone surrogate ("\\ud800") is JSON but not Unicode: as a tokenizer's character it would
+    crash the first decode, or the report page."""
+    cfg = json.loads(bases["char"]["config.json"])
+    cfg["tokenizer"]["chars"] = "\ud800" + cfg["tokenizer"]["chars"][1:]
+    run_dir = Scratch(tmp_path).write({**bases["char"], "config.json": json.dumps(cfg).encode()})
+    with pytest.raises(MicroGPTError, match="surrogate") as e:
+        checkpoint.load(str(run_dir))
+    check_message(str(e.value), run_dir)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_a_fifo_or_a_folder_in_place_of_a_file(bases, tmp_path):
     for name in ("config.json", "model.safetensors"):
@@ -600,6 +661,13 @@ def test_hostile_checkpoints_through_the_cli_are_one_line_each(bases, tmp_path):
         p = run_cli(*command)
         assert p.returncode == 2, p.stderr
         assert_one_line_error(p, os.path.join(str(run_dir), "checkpoint", name))
+
+
+def test_nan_next_token_probabilities_are_one_line():
+    from microgpt.sample import pick
+    with pytest.raises(MicroGPTError, match="diverged"):
+        pick([float("nan"), 1.0, 2.0], random.Random(0), 0.5)
+    assert pick([float("nan"), 1.0, 2.0], random.Random(0), 0) in (0, 1, 2)  # greedy: any, no crash
 
 
 def test_weights_that_overflow_when_used_are_one_line_too(bases, tmp_path):
