@@ -24,17 +24,9 @@ from microgpt.config import GPTConfig, RunConfig, TrainConfig
 from microgpt.run import Run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail", "emily",
-         "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett", "penelope", "layla"]
 STEPS = 6
 TINY = ["--n-embd", "4", "--n-head", "1", "--block-size", "8", "--batch-size", "2", "--eval-every", "0"]
 
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory):
-    path = tmp_path_factory.mktemp("faults-data") / "words.txt"
-    path.write_text("\n".join(WORDS) + "\n")
-    return str(path)
 
 
 def config(out, words, **run):

@@ -17,15 +17,8 @@ from microgpt import MicroGPTError, checkpoint, lock
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
 from microgpt.run import Run
 
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail", "emily"]
 TINY = ["--n-embd", "4", "--n-head", "1", "--block-size", "8", "--batch-size", "2", "--eval-every", "0"]
 
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lock-data") / "words.txt"
-    path.write_text("\n".join(WORDS) + "\n")
-    return str(path)
 
 
 def start_training(out, words, steps, *more):

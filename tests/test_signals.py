@@ -18,15 +18,8 @@ from microgpt import checkpoint
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
 from microgpt.run import Run
 
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail", "emily"]
 STEPS = 8
 
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory):
-    path = tmp_path_factory.mktemp("signals-data") / "words.txt"
-    path.write_text("\n".join(WORDS) + "\n")
-    return str(path)
 
 
 def config(out, words):
