@@ -353,9 +353,12 @@ FIELDS = {
 
 
 def bad_field(data, raw, name):
-    doc = json.loads(raw)
     path = data.draw(st.sampled_from(sorted(FIELDS[name], key=str)), label="field")
-    value = data.draw(st.sampled_from(FIELDS[name][path]), label="value")
+    return with_field(raw, path, data.draw(st.sampled_from(FIELDS[name][path]), label="value"))
+
+
+def with_field(raw, path, value):
+    doc = json.loads(raw)
     parent = doc
     for key in path[:-1]:
         parent = parent[key] if isinstance(parent.get(key), dict) else parent.setdefault(key, {})
@@ -491,6 +494,19 @@ def test_our_safetensors_reader_agrees_with_the_library(bases, data):
         for k, (shape, flat) in ours.items():
             assert list(theirs[k].shape) == shape
             np.testing.assert_array_equal(np.asarray(flat, dtype=theirs[k].dtype), theirs[k].ravel())
+
+
+def test_every_checked_field_at_and_past_its_limits(bases, scratch):
+    """Not left to chance: every (field, value) of FIELDS, in both base checkpoints."""
+    for kind in ("char", "bpe"):
+        for name, fields in FIELDS.items():
+            for path, values in fields.items():
+                for value in values:
+                    run_dir = scratch.write({**bases[kind], name: with_field(bases[kind][name], path, value)})
+                    try:
+                        open_like_sample(run_dir)
+                    finally:
+                        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _peak_while_loading(run_dir):
