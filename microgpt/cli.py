@@ -509,6 +509,9 @@ def main(argv=None):
     except MicroGPTError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # a write the code did not foresee failing (full disk, ...): still one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -7,6 +7,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 
 from microgpt import MicroGPTError
+from microgpt.jsonfile import short
 
 RMSNORM_EPS = 1e-5  # rmsnorm(x) = x * (mean(x^2) + RMSNORM_EPS) ** -0.5 in every engine
 INIT_STD = 0.08     # every weight starts as gauss(0, INIT_STD)
@@ -15,7 +16,8 @@ INIT_STD = 0.08     # every weight starts as gauss(0, INIT_STD)
 def require(flag, value, rule):
     """One check for every numeric option of every command: `rule` is positive (> 0),
     nonneg (>= 0) or fraction ([0, 1)); NaN and infinities are refused everywhere."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        (isinstance(value, int) or math.isfinite(value))  # (an int is finite, and may be too large for a float)
     if rule == "positive":
         ok, want = ok and value > 0, "> 0"
     elif rule == "nonneg":
@@ -23,7 +25,7 @@ def require(flag, value, rule):
     else:
         ok, want = ok and 0 <= value < 1, "in [0, 1)"
     if not ok:
-        raise MicroGPTError(f"--{flag.replace('_', '-')} must be a finite number {want}, got {value!r}")
+        raise MicroGPTError(f"--{flag.replace('_', '-')} must be a finite number {want}, got {short(value)}")
 
 
 class JSONConfig:
@@ -53,9 +55,9 @@ def _checked(owner, name, typ, v):
     if isinstance(typ, type) and issubclass(typ, JSONConfig):
         return typ.from_dict(v)
     if typ is float and isinstance(v, int) and not isinstance(v, bool):
-        v = float(v)
+        v = float(v) if abs(v) < 2 ** 1024 else math.inf  # (too large for a float: refused below)
     if type(v) is not typ or (typ is float and not math.isfinite(v)):
-        raise ValueError(f"{owner}.{name} must be {typ.__name__}, got {str(v)[:40]!r}")
+        raise ValueError(f"{owner}.{name} must be {typ.__name__}, got {short(v)}")
     return v
 
 

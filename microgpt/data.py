@@ -7,10 +7,10 @@ Validation data always comes from the END (of the shuffled list / of the text), 
 training order, and with it the seed's reference run, does not change.
 """
 
+import contextlib
 import hashlib
 import os
 import random
-import tempfile
 import urllib.request
 
 from microgpt import MicroGPTError
@@ -55,18 +55,24 @@ def download_names(dest):
 
 
 def atomic_write_bytes(path, raw):
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    """Write to a temp file in the same folder, then rename: readers never see half a file. The
+    file is made as any new file of the user is (0666 less the umask), not private as mkstemp's."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

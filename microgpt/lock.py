@@ -8,6 +8,7 @@ exist (Windows), the file alone is the lock and a dead owner's pid lets us take 
 Readers (sample, eval, plot, report) take no lock: checkpoints are swapped in atomically.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -30,21 +31,35 @@ class RunLock:
         self.fd = None
 
     def acquire(self):
+        try:
+            return self._acquire()
+        except OSError as e:  # a read-only or full disk, no permission: one line, like every error
+            raise MicroGPTError(f"cannot take the lock {self.path} ({e.strerror or e}): fix the folder's "
+                                f"permissions or free some space, or use another --out") from None
+
+    def _acquire(self):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         if fcntl is not None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:  # held by another process (any other failure is no lock at all)
                 os.close(fd)
                 self._refuse()
+            except BaseException:
+                os.close(fd)
+                raise
         else:
             fd = self._acquire_by_pid()
         self.fd = fd
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps(owner) + "\n").encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(owner) + "\n").encode())
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def _acquire_by_pid(self):
@@ -63,7 +78,7 @@ class RunLock:
             with open(self.path) as f:
                 info = json.loads(f.read() or "{}")
             return info if isinstance(info, dict) else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
 
     def _refuse(self):
@@ -79,6 +94,10 @@ class RunLock:
             self.fd = None
             if fcntl is None:
                 os.unlink(self.path)
+
+    def __del__(self):  # a Run that failed half-way through setting up lets go of its run
+        with contextlib.suppress(Exception):  # (at interpreter exit, anything may be gone)
+            self.release()
 
 
 def _alive(pid):

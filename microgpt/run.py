@@ -28,6 +28,22 @@ from microgpt.lock import RunLock
 from microgpt.sample import generate
 
 
+def _log0_message():
+    try:
+        math.log(0.0)
+    except ValueError as e:
+        return str(e)  # ("math domain error"; each Python version words it its own way)
+
+
+LOG0 = _log0_message()
+
+
+def math_overflow(e):
+    """Whether an exception is the python engine's float math meeting weights that have diverged
+    (log(0) in the loss, a power that overflows), where array engines would give inf or NaN."""
+    return isinstance(e, OverflowError) or (isinstance(e, ValueError) and str(e) == LOG0)
+
+
 def rng_state_to_json(rng):
     version, internal, gauss_next = rng.getstate()
     return [version, list(internal), gauss_next]
@@ -69,7 +85,13 @@ class RunBase:
         total, n, nbytes = 0.0, 0, 0
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i:i + batch_size]
-            for losses, (seq, mask) in zip(self.model.token_losses([s for s, _ in chunk]), chunk):
+            try:
+                batch_losses = self.model.token_losses([s for s, _ in chunk])
+            except (OverflowError, ValueError) as e:
+                if not math_overflow(e):
+                    raise
+                batch_losses = [[math.inf] * (len(s) - 1) for s, _ in chunk]
+            for losses, (seq, mask) in zip(batch_losses, chunk):
                 for t, loss in enumerate(losses):
                     if mask is None or mask[t + 1]:
                         total += loss
@@ -218,32 +240,40 @@ class Run(RunBase):
         start = self.state["step"]
         end = min(tc.steps, cfg.stop_after or tc.steps)
         if end <= start:
+            if self.lock is not None:
+                self.lock.release()  # (a resumed run holds it since __init__)
             raise MicroGPTError(f"--stop-after {end} is not past the checkpoint's step {start}")
         if self.is_main:
             self._lock()
             if not self.resume and checkpoint.exists(self.out) and not self.overwrite:
+                self.lock.release()
                 raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
                                     f"--overwrite to replace it, or another --out")
         self.log(f"data: {self.ds.describe()}")
         self.log(f"model: {num_params(self.config):,} parameters, {self.config.n_layer} layer(s), "
                  f"n_embd {self.config.n_embd}, {self.config.n_head} heads, block {self.config.block_size}; "
                  f"engine {cfg.engine.name} ({self.model.description})")
-        metrics = MetricsLog(self.out, start, cfg.tensorboard) if self.is_main else None
-        handlers = self._catch_signals()
+        metrics, handlers = None, {}
         t0, elapsed0 = time.time(), self.state["elapsed"]
         window = Window()
         try:
+            metrics = MetricsLog(self.out, start, cfg.tensorboard) if self.is_main else None
+            handlers = self._catch_signals()
             if self.evaluate_first and start == 0 and cfg.eval_every:  # where training starts from
                 record = {"step": 0, **self.evaluate_now(), "lr": learning_rate(tc, 0), "tokens": 0,
                           "tokens_per_s": 0.0, "elapsed": 0.0}
                 self.log(self._log_line(record, float("nan")))
-                if metrics:
-                    metrics.write(record)
+                self.together(metrics and metrics.write, record)
             for step in range(start, end):
                 seqs, weights, extra = self.batch(step)
                 lr = learning_rate(tc, step)
                 t_step = time.time()
-                loss = self.model.train_step(seqs, lr, step + 1, tc, weights)
+                try:
+                    loss = self.model.train_step(seqs, lr, step + 1, tc, weights)
+                except (OverflowError, ValueError) as e:
+                    if not math_overflow(e):
+                        raise
+                    loss = math.inf  # (stops the run below, as any loss that is not finite)
                 n_tokens = sum(len(s) - 1 for s in seqs) * self.world_size
                 window.add(time.time() - t_step, n_tokens, train_loss=loss, **extra, **self.model.step_info())
                 if not math.isfinite(loss):
@@ -267,19 +297,18 @@ class Run(RunBase):
                     if cfg.time_limit is not None:
                         eta = min(eta, max(0.0, cfg.time_limit - (time.time() - t0)))
                     self.log(self._log_line(record, eta))
-                    if metrics:
-                        metrics.write(record)
+                    self.together(metrics and metrics.write, record)  # (metrics: the main process's)
                     window = Window()
                 if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < end:
-                    self.save()
+                    self.together(self.save)
                 if stop and self.model.any_rank(self._stop is not None):  # (every rank asks: a collective)
-                    self.save()
+                    self.together(self.save)
                     self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
                     raise SystemExit(128 + (self._stop or signal.SIGINT))
                 if stop:  # --time-limit: an early end, like --stop-after
                     end = done
                     break
-            self.save()
+            self.together(self.save)
         finally:
             if metrics:
                 metrics.close()
@@ -304,6 +333,22 @@ class Run(RunBase):
     def log(self, msg):
         if self.is_main and not self.cfg.quiet:
             print(msg, flush=True)
+
+    def together(self, write, *args):
+        """Run the main process's `write` (a checkpoint, a metrics line) and, when several processes
+        train together, let all of them know whether it failed: then every one stops, the main one
+        with its one-line error, the others quietly (else they would wait for it in the next step's
+        all-reduce, then crash with a traceback of their own)."""
+        failure = None
+        if write is not None and self.is_main:
+            try:
+                write(*args)
+            except MicroGPTError as e:
+                failure = e
+        if self.world_size > 1 and self.model.any_rank(failure is not None) and failure is None:
+            raise SystemExit(2)
+        if failure is not None:
+            raise failure
 
     def save(self):
         """Write the checkpoint (the main process only)."""
@@ -407,39 +452,52 @@ class MetricsLog:
 
     def __init__(self, run_dir, start_step, tensorboard=False):
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        kept = b""
-        if start_step and os.path.exists(self.path):
-            with open(self.path, "rb") as f:
-                kept = b"".join(line for line in f.read().splitlines(keepends=True)
-                                if (_step_of(line) or math.inf) <= start_step)
+        self.f = self.tb = None
         try:
+            kept = b""
+            if start_step and os.path.exists(self.path):
+                with open(self.path, "rb") as f:
+                    kept = b"".join(line for line in f.read().splitlines(keepends=True)
+                                    if (_step_of(line) or math.inf) <= start_step)
             atomic_write_bytes(self.path, kept)
             self.f = open(self.path, "a")  # noqa: SIM115 (open for the whole run; closed by close())
         except OSError as e:
-            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): free some space or fix the "
+            raise MicroGPTError(f"cannot write {self.path} ({e.strerror or e}): free some space or fix the "
                                 f"folder's permissions") from None
-        self.tb = None
         if tensorboard:  # (hand-written event files: no dependency to write them)
             from microgpt.pictures.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+            logdir = os.path.join(run_dir, "tensorboard")
+            try:
+                self.tb = SummaryWriter(logdir)
+            except OSError as e:
+                self.close()
+                raise MicroGPTError(f"cannot write TensorBoard files in {logdir} ({e.strerror or e}): free some "
+                                    f"space or fix the folder's permissions") from None
 
     def write(self, record):
         try:
             self.f.write(json.dumps(record) + "\n")
             self.f.flush()
         except OSError as e:
-            raise MicroGPTError(f"cannot write {self.path} ({e.strerror}): the last checkpoint is kept; "
-                                f"free some space, then continue with --resume") from None
+            raise self._failed(self.path, e) from None
         if self.tb:
             from microgpt.pictures.tensorboard import log_metrics
-            log_metrics(self.tb, record)
-            self.tb.flush()
+            try:
+                log_metrics(self.tb, record)
+                self.tb.flush()
+            except OSError as e:
+                raise self._failed(self.tb.path, e) from None
+
+    @staticmethod
+    def _failed(path, e):
+        return MicroGPTError(f"cannot write {path} ({e.strerror or e}): the last checkpoint is kept; "
+                             f"free some space, then continue with --resume")
 
     def close(self):
-        with contextlib.suppress(OSError):
-            self.f.close()
-        if self.tb:
-            self.tb.close()
+        for f in (self.f, self.tb):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
 
 
 def _step_of(line):
@@ -447,7 +505,7 @@ def _step_of(line):
     try:
         step = json.loads(line).get("step")
         return step if isinstance(step, int) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
 
 

@@ -24,6 +24,9 @@ def pick(logits, rng, temperature, top_k=0):
     if temperature == 0:
         return max(range(len(logits)), key=logits.__getitem__)
     probs = probs_from_logits(logits, temperature, top_k)
+    if not math.isfinite(sum(probs)):  # NaN logits: the weights overflow somewhere
+        raise MicroGPTError("the model's next-token probabilities are not numbers (NaN): its weights have "
+                            "diverged; train it again, with a lower --lr")
     return rng.choices(range(len(probs)), weights=probs)[0]
 
 

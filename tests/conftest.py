@@ -7,7 +7,7 @@ import pytest
 # Set before numpy or torch start their thread pools; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from helpers import NAMES, SHARED_DATA, run_cli
+from helpers import NAMES, SHARED_DATA, WORDS, run_cli
 
 if "MICROGPT_DATA_DIR" not in os.environ and os.path.isdir(SHARED_DATA):
     os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
@@ -26,3 +26,11 @@ def reference_run_cli(tmp_path_factory, names_path):
     out = tmp_path_factory.mktemp("ref") / "run"
     p = run_cli("train", "--out", out, check=True)
     return out, p.stdout
+
+
+@pytest.fixture(scope="session")
+def words(tmp_path_factory):
+    """The path of a data file of 22 names (helpers.WORDS)."""
+    path = tmp_path_factory.mktemp("words") / "words.txt"
+    path.write_text("\n".join(WORDS) + "\n")
+    return str(path)

@@ -17,6 +17,9 @@ DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", SHARED_DATA)
 NAMES = os.path.join(DATA_DIR, "names.txt")
 SHAKESPEARE = os.path.join(DATA_DIR, "tinyshakespeare.txt")
 FIRST_FIVE = ["kamon", "ann", "karai", "jaire", "vialan"]
+# a tiny data set: runs of a few steps on it start in milliseconds (fixture `words` in conftest.py)
+WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn", "abigail", "emily",
+         "ella", "elizabeth", "camila", "luna", "sofia", "avery", "mila", "aria", "scarlett", "penelope", "layla"]
 
 
 def run_cli(*args, timeout=600, env=None, check=False):

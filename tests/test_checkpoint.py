@@ -10,6 +10,7 @@ from microgpt import MicroGPTError, checkpoint, safetensors
 from microgpt.config import GPTConfig, TrainConfig
 from microgpt.data import Dataset
 from microgpt.init import init_weights
+from microgpt.run import rng_state_to_json
 from microgpt.tokenizers import CharTokenizer
 
 np = pytest.importorskip("numpy")
@@ -24,9 +25,10 @@ def _lists(matrices):
 
 
 def _save(run_dir, weights, dtype="F64", step=7):
-    opt = {"m": weights, "v": weights}
+    opt = {"m": weights, "v": {n: [[x * x for x in row] for row in rows] for n, rows in weights.items()}}
     checkpoint.save(str(run_dir), weights=weights, optimizer=opt, config=CONFIG, tokenizer=CharTokenizer("abcde"),
-                    state={"step": step, "rng_state": None}, meta={"train": TrainConfig().to_dict()}, dtype=dtype)
+                    state={"step": step, "rng_state": rng_state_to_json(random.Random(0))},
+                    meta={"train": TrainConfig().to_dict()}, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype,np_dtype", [("F64", np.float64), ("F32", np.float32)])

@@ -114,10 +114,11 @@ def test_report_renders_in_chromium(browser, report_page, tmp_path):
     import matplotlib.image
     # 1) the untouched page: a screenshot, and no console message at all
     shot = tmp_path / "report.png"
-    _, stderr = open_page(browser, report_page, tmp_path, f"--screenshot={shot}", "--window-size=1100,2600")
+    # a window taller than the page: every picture is in the screenshot
+    _, stderr = open_page(browser, report_page, tmp_path, f"--screenshot={shot}", "--window-size=1100,6000")
     assert console_lines(stderr) == []
     pixels = matplotlib.image.imread(str(shot))[..., :3]             # [H, W, RGB] in 0..1
-    assert pixels.shape[:2] == (2600, 1100)
+    assert pixels.shape[:2] == (6000, 1100)
     not_white = (pixels < 0.97).any(axis=-1).mean()
     coloured = (pixels.max(axis=-1) - pixels.min(axis=-1) > 0.25).mean()  # the pictures' colours
     assert not_white > 0.08, f"the page looks blank ({not_white:.1%} not white)"

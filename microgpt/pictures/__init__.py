@@ -33,12 +33,13 @@ def figure_bytes(fig, fmt="png"):
 
 def write_file(path, raw):
     """Write bytes atomically (a crash never leaves half a file), readable as any new file of the
-    user is (the umask): a temp file is private, and a picture or report is made to be shared."""
+    user is (the umask); a full disk or a read-only folder is one line, not a traceback."""
     from microgpt.data import atomic_write_bytes
-    atomic_write_bytes(path, raw)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    try:
+        atomic_write_bytes(path, raw)
+    except OSError as e:
+        raise MicroGPTError(f"cannot write {path} ({e.strerror or e}): free some space or fix the folder's "
+                            f"permissions, or write it elsewhere") from None
     return path
 
 

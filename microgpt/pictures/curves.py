@@ -33,7 +33,7 @@ def read_metrics(run_dir):
     for i, line in enumerate(lines):
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: nested deeper than the stack)
             if i == len(lines) - 1:
                 break
             raise MicroGPTError(f"{path} line {i + 1} is not JSON: the metrics file is corrupt") from None
