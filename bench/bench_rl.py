@@ -81,7 +81,7 @@ def bench_add(args):
                      eval_num=500, eval_docs=100,
                      train=TrainConfig(steps=330, batch_size=32, lr=3e-3, lr_schedule="constant", val_frac=0.01))
            ).train()
-    start = rows(short)[-1]["pass@1"]
+    start = rows(short)[-1]["test_pass@1"]
     print(f"3-digit addition: a short fine-tune (330 steps) gives held-out pass@1 {start:.3f}; "
           f"then {args.budget:.0f} s of each, from that checkpoint (numpy engine, float32):")
     # RL from the short fine-tune
@@ -96,7 +96,7 @@ def bench_add(args):
     cfg.train.steps, cfg.eval_every, cfg.time_limit, cfg.quiet = 10 ** 6, 1000, args.budget, True
     SFTRun(cfg, resume=True).train()
     print(f"{'arm':>10} {'start':>6} {'60 s':>6} {'150 s':>6} {'end':>6} {'+15 points at':>13} {'steps':>6}")
-    for name, out, key in (("RL", rl_out, "test_pass@1"), ("more SFT", more, "pass@1")):
+    for name, out, key in (("RL", rl_out, "test_pass@1"), ("more SFT", more, "test_pass@1")):
         rs = [r for r in rows(out) if r.get(key) is not None]
         t0 = rs[0]["elapsed"]  # RL: its step-0 evaluation; SFT: the short fine-tune's last one
         curve = [(r["elapsed"] - t0, r[key]) for r in rs]

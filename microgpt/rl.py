@@ -40,6 +40,7 @@ class RLRun(Run):
                   ("new", "new"), ("test_pass@1", "held-out pass@1"), ("test_reward", "held-out reward"),
                   ("test_unique", "held-out unique"), ("test_new", "held-out new"))
     evaluate_first = True
+    loss_key = "pg_loss"  # the policy-gradient surrogate: its value means little, its gradient is the point
 
     def __init__(self, config, resume=False, **kw):
         config.rl.validate()

@@ -108,6 +108,7 @@ class Run(RunBase):
     (`RunConfig.load(out)` gives the config it was saved with)."""
 
     log_fields = (("train_loss", "loss"), ("val_loss", "val"), ("val_bpb", "val bpb"))
+    loss_key = "train_loss"  # what the step's loss is logged as (RL logs its surrogate as pg_loss)
     evaluate_first = False  # evaluate (and log "step 0") before the first step of a new run
 
     def __init__(self, config, resume=False, overwrite=False, allow_data_change=False, command=None):
@@ -275,7 +276,7 @@ class Run(RunBase):
                         raise
                     loss = math.inf  # (stops the run below, as any loss that is not finite)
                 n_tokens = sum(len(s) - 1 for s in seqs) * self.world_size
-                window.add(time.time() - t_step, n_tokens, train_loss=loss, **extra, **self.model.step_info())
+                window.add(time.time() - t_step, n_tokens, **{self.loss_key: loss}, **extra, **self.model.step_info())
                 if not math.isfinite(loss):
                     kept = (f"the last good checkpoint (step {self.last_saved}) is kept in {self.out}"
                             if self.last_saved is not None else "no checkpoint had been saved yet")

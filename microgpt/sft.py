@@ -97,7 +97,7 @@ def masked_weights(pairs):
 class SFTRun(Run):
     """A run on conversations (data_mode "chat"), from scratch or from a trained run (init_from)."""
 
-    log_fields = (("train_loss", "loss"), ("val_loss", "val"), ("pass@1", "pass@1"))
+    log_fields = (("train_loss", "loss"), ("val_loss", "val"), ("test_pass@1", "held-out pass@1"))
 
     def __init__(self, config, resume=False, **kw):
         config.train.data_mode = "chat"
@@ -151,5 +151,5 @@ class SFTRun(Run):
             from microgpt.tasks import get_task
             r = evaluate_task(self.model, self.tokenizer, self.config.block_size, get_task(self.cfg.eval_task),
                               self.cfg.eval_num, random.Random(0))
-            out["pass@1"] = r["pass@1"]
+            out["test_pass@1"] = r["pass@1"]
         return out

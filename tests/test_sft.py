@@ -81,7 +81,8 @@ def test_sft_from_a_run_trains_resumes_exactly_and_chats(add_data, names_path, t
     assert a.weights == b.weights and a.optimizer == b.optimizer
     assert b.tokenizer.special_tokens["<|assistant_end|>"] == 27 + 11 + 3  # after the digits and "+"
     rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "pass@1" in r] == [12, 24] and all(0 <= r.get("pass@1", 0) <= 1 for r in rows)
+    assert [r["step"] for r in rows if "test_pass@1" in r] == [12, 24]
+    assert all(0 <= r.get("test_pass@1", 0) <= 1 for r in rows)
     chat = run_cli("chat", "--out", tmp_path / "a", "--prompt", "12+34", check=True)
     assert chat.stdout.endswith("\n") and len(chat.stdout.splitlines()) == 1
     ev = run_cli("eval", "--out", tmp_path / "a", "--task", "add:2", "--num", "30", "--samples", "3",

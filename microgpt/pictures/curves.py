@@ -121,9 +121,16 @@ def _series(xs, rows, key):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+RATE_KEYS = ("reward_mean", "test_reward", "test_pass@1", "test_unique", "test_new")  # fractions in [0, 1]
+
+
 def _rl_keys(runs):
-    keys = {k for _, rows in runs for r in rows for k in r if k == "reward_mean" or k.startswith("pass@")}
-    return sorted(keys, key=lambda k: (k != "reward_mean", len(k), k))
+    """The accuracy and reward figures the runs logged: held out (sft's and rl's test_pass@1; for
+    names, the reward and the unique and new fractions) where there are any, else the reward and
+    pass@k of the runs' own samples."""
+    keys = {k for _, rows in runs for r in rows for k in r if k in RATE_KEYS or k.startswith("pass@")}
+    held_out = {k for k in keys if k.startswith("test_")}
+    return sorted(held_out or keys, key=lambda k: (k != "reward_mean", len(k), k))
 
 
 def curves_figure(runs, x="step", log=False):
@@ -135,8 +142,9 @@ def curves_figure(runs, x="step", log=False):
     xs, xlabel = x_axis(runs, x)
     has = lambda key: any(_finite(r.get(key)) for _, rows in runs for r in rows)
     rl_keys = _rl_keys(runs)
-    panels = ["loss"] + (["bpb"] if has("val_bpb") else []) + (["rl"] if rl_keys else []) + \
-             (["lr"] if has("lr") else [])
+    losses = has("train_loss") or has("val_loss")  # (an RL run logs no loss worth drawing)
+    panels = (["loss"] if losses or not rl_keys else []) + (["bpb"] if has("val_bpb") else []) + \
+             (["rl"] if rl_keys else []) + (["lr"] if has("lr") else [])
     ratios = {"loss": 3.0, "bpb": 2.0, "rl": 2.0, "lr": 1.2}
     fig = Figure(figsize=(7.5, 1.3 + 1.45 * sum(ratios[p] for p in panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
@@ -146,16 +154,17 @@ def curves_figure(runs, x="step", log=False):
     for i, ((name, rows), xv) in enumerate(zip(runs, xs)):
         color = f"C{i % 10}"
         tag = "" if single else f"{name} \u00b7 "
-        wx, wy = train_windows(xv, rows)
-        rx, ry = _series(xv, rows, "train_loss")
-        if single and len(rx) > len(wx):  # one run: the logged rows faintly behind their means
-            ax["loss"].plot(rx, ry, color=color, lw=0.6, alpha=0.25, label="train (each logged step)")
-        if wx:
-            ax["loss"].plot(wx, wy, color=color, lw=1.6, label=f"{tag}train (window mean)")
-        vx, vy = _series(xv, rows, "val_loss")
-        if vx:
-            ax["loss"].plot(vx, vy, "o--", color=color, lw=1.0, ms=4, mfc="white", mew=1.4,
-                            label=f"{tag}validation")
+        if "loss" in ax:
+            wx, wy = train_windows(xv, rows)
+            rx, ry = _series(xv, rows, "train_loss")
+            if single and len(rx) > len(wx):  # one run: the logged rows faintly behind their means
+                ax["loss"].plot(rx, ry, color=color, lw=0.6, alpha=0.25, label="train (each logged step)")
+            if wx:
+                ax["loss"].plot(wx, wy, color=color, lw=1.6, label=f"{tag}train (window mean)")
+            vx, vy = _series(xv, rows, "val_loss")
+            if vx:
+                ax["loss"].plot(vx, vy, "o--", color=color, lw=1.0, ms=4, mfc="white", mew=1.4,
+                                label=f"{tag}validation")
         if "bpb" in ax:
             bx, by = _series(xv, rows, "val_bpb")
             if bx:
@@ -170,11 +179,12 @@ def curves_figure(runs, x="step", log=False):
             lx, ly = _series(xv, rows, "lr")
             if lx:
                 ax["lr"].plot(lx, ly, color=color, lw=1.3, label=name)
-    ax["loss"].set_ylabel("loss (nats / token)")
+    if "loss" in ax:
+        ax["loss"].set_ylabel("loss (nats / token)")
     if "bpb" in ax:
         ax["bpb"].set_ylabel("val bits / byte")
     if "rl" in ax:
-        ax["rl"].set_ylabel("reward, pass@k")
+        ax["rl"].set_ylabel("held out" if any(k.startswith("test_") for k in rl_keys) else "reward, pass@k")
     if "lr" in ax:
         ax["lr"].set_ylabel("learning rate")
         from matplotlib.ticker import FuncFormatter
@@ -188,12 +198,12 @@ def curves_figure(runs, x="step", log=False):
                 ax[p].yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     for a in axes:
         a.grid(True, alpha=0.3, which="both" if log else "major")
-        if a.get_legend_handles_labels()[0] and (a is axes[0] or not single):
+        if a.get_legend_handles_labels()[0] and (a is axes[0] or not single or a is ax.get("rl")):
             a.legend(fontsize=8, ncol=2 if len(runs) > 3 else 1, loc="upper right", framealpha=0.85)
     axes[-1].set_xlabel(xlabel)
     names = [name for name, _ in runs]
-    fig.suptitle(f"loss of {names[0]}" if single else
-                 f"loss of {len(runs)} runs: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
+    fig.suptitle(f"{names[0]}" if single else
+                 f"{len(runs)} runs: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
     return fig
 
 

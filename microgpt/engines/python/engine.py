@@ -1,5 +1,6 @@
 """The python engine: the GPT on scalar Values, with a textbook or a fused graph."""
 
+import contextlib
 import gc
 
 from microgpt import MicroGPTError
@@ -45,20 +46,14 @@ class Model(base.Model):
 
     def _forward_backward(self, seqs, weights=None):
         """The loss of `seqs`; leaves d loss / d p in every p.grad."""
-        # The graph holds no reference cycles, so reference counting frees it; the cycle
-        # collector would only walk the thousands of live nodes again and again: pause it.
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
+        with no_cycle_collector():
             loss = self.graph.loss(self.state_dict, self.config, seqs, weights)
             if self.stats:
                 topo = loss.topo_order()
                 self.graph_size = (len(topo), sum(len(v._children) for v in topo))
             self.graph.backward(loss)
-            return loss.data
-        finally:
-            if gc_was_on:
-                gc.enable()
+            value, loss = loss.data, None  # free the graph now, the collector still paused
+        return value
 
     def check_training(self, tc):
         if tc.dropout:
@@ -99,5 +94,19 @@ class Generator:
 
     def next_logits(self, tokens, pos):
         m = self.model
-        return [[l.data for l in m.graph.gpt(m.state_dict, m.config, tok, pos, keys, values)]
-                for tok, (keys, values) in zip(tokens, self.caches)]
+        with no_cycle_collector():  # (the rows' caches are many live nodes: see no_cycle_collector)
+            return [[l.data for l in m.graph.gpt(m.state_dict, m.config, tok, pos, keys, values)]
+                    for tok, (keys, values) in zip(tokens, self.caches)]
+
+
+@contextlib.contextmanager
+def no_cycle_collector():
+    """Value graphs hold no reference cycles, so reference counting frees them; the cycle
+    collector would only walk the thousands of live nodes again and again: pause it."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()

@@ -43,12 +43,9 @@ def _compile(name, src):
 
 
 def _unrolled(cache, loop, n, source):
-    """The length-n function from `cache`, made from source(n) on first use (the plain loop when
-    n is 0 or too long to unroll)."""
-    fn = cache.get(n)
-    if fn is None:
-        fn = loop if n > MAX_UNROLL or n == 0 else _compile(*source(n))
-        cache[n] = fn
+    """The length-n function made from source(n), put in `cache` (the plain loop when n is 0 or
+    too long to unroll)."""
+    fn = cache[n] = loop if n > MAX_UNROLL or n == 0 else _compile(*source(n))
     return fn
 
 
@@ -66,11 +63,13 @@ def _accumulate_source(n):
     return "accumulate", f"def accumulate(c, l, g):\n    {c}, = c\n    {lg}, = l\n{body}"
 
 
+# (these two run for every node of every step: the cache hit stays one dict lookup)
+
 def dot_fn(n):
     """A function (a, b) -> sum_i a[i] * b[i] for length-n lists, summed left to right from 0."""
-    return _unrolled(_dot_cache, _loop_dot, n, _dot_source)
+    return _dot_cache.get(n) or _unrolled(_dot_cache, _loop_dot, n, _dot_source)
 
 
 def accumulate_fn(n):
     """A function (children, local_grads, g) doing child.grad += local_grad * g for n children."""
-    return _unrolled(_accumulate_cache, _loop_accumulate, n, _accumulate_source)
+    return _accumulate_cache.get(n) or _unrolled(_accumulate_cache, _loop_accumulate, n, _accumulate_source)
