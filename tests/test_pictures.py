@@ -178,7 +178,7 @@ def test_curves_of_one_run_default_path_and_rl_panel(tmp_path, run):
     rl = write_metrics(tmp_path / "rl", synthetic_rows(200, rl=True))
     fig = curves.curves_figure([("rl", curves.read_metrics(rl))])
     assert [ax.get_ylabel() for ax in fig.axes] == ["loss (nats / token)", "reward, pass@k", "learning rate"]
-    assert fig._suptitle.get_text() == "loss of rl"
+    assert fig._suptitle.get_text() == "rl"
 
 
 def test_same_folder_names_are_told_apart(tmp_path):

@@ -202,7 +202,7 @@ def curves_figure(runs, x="step", log=False):
             a.legend(fontsize=8, ncol=2 if len(runs) > 3 else 1, loc="upper right", framealpha=0.85)
     axes[-1].set_xlabel(xlabel)
     names = [name for name, _ in runs]
-    fig.suptitle(f"{names[0]}" if single else
+    fig.suptitle(names[0] if single else
                  f"{len(runs)} runs: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''}")
     return fig
 
