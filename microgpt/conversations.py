@@ -15,10 +15,9 @@ The chat template (chat_template.py) turns a conversation into tokens and a loss
 """
 
 import json
-import os
 
 from microgpt import MicroGPTError
-from microgpt.data import atomic_write_bytes
+from microgpt.data import atomic_write_bytes, read_bytes
 
 ROLES = ("system", "user", "assistant")
 SHAPE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
@@ -75,15 +74,7 @@ def check_conversation(conversation, last="assistant", where="conversation"):
 def read_conversations(path, last="assistant"):
     """Every conversation of a JSONL file, each checked; the first bad line is a MicroGPTError
     naming the file, the line number and what is wrong with it."""
-    if not os.path.exists(path):
-        raise MicroGPTError(f"conversations file {path} does not exist: check the path")
-    if os.path.isdir(path):
-        raise MicroGPTError(f"conversations path {path} is a folder: give a .jsonl file")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise MicroGPTError(f"cannot read conversations file {path} ({e.strerror}): check its permissions") from None
+    raw = read_bytes(path, "conversations file")
     try:
         text = raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not an error
     except UnicodeDecodeError as e:

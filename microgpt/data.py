@@ -88,25 +88,26 @@ class DataFile:
 def read_data(path=None):
     """The --data file, or the names data set when path is None."""
     path = path or default_names_path()
-    raw = _read_bytes(path)
+    raw = read_bytes(path)
     return DataFile(path, decode_text(raw, path), hashlib.sha256(raw).hexdigest())
 
 
-def _read_bytes(path):
+def read_bytes(path, what="data file", flag="--data"):
+    """A file's bytes, or a one-line error for a missing file, a folder, an unreadable file."""
     if not os.path.exists(path):
-        raise MicroGPTError(f"data file {path} does not exist: check the path given to --data")
+        raise MicroGPTError(f"{what} {path} does not exist: check the path given to {flag}")
     if os.path.isdir(path):
-        raise MicroGPTError(f"data path {path} is a folder: pass a text file to --data")
+        raise MicroGPTError(f"{what} {path} is a folder: pass a file to {flag}")
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise MicroGPTError(f"cannot read data file {path} ({e.strerror}): check its permissions") from None
+        raise MicroGPTError(f"cannot read {what} {path} ({e.strerror}): check its permissions") from None
 
 
 def read_text(path):
     """The file's text, or a one-line error for a missing, empty, binary or non-UTF-8 file."""
-    return decode_text(_read_bytes(path), path)
+    return decode_text(read_bytes(path), path)
 
 
 def decode_text(raw, path):

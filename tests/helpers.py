@@ -33,6 +33,20 @@ def run_cli(*args, timeout=600, env=None, check=False):
     return p
 
 
+def signal_at_step(args, step, sig, timeout=120):
+    """Start `microgpt ARGS`, send `sig` once it has printed step `step`, wait for it to end:
+    (exit status, the rest of its standard output, its standard error)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "microgpt", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    for line in proc.stdout:
+        if line.startswith(f"step {step:4d} "):
+            proc.send_signal(sig)
+            break
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
 def assert_one_line_error(p, *words):
     """A bad input's promise: non-zero exit, no traceback, one line `error: ...` naming the problem."""
     assert p.returncode != 0

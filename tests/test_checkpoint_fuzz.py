@@ -431,7 +431,11 @@ def n_examples(n):
 @settings(FUZZ, max_examples=n_examples(6000))
 @given(data=st.data())
 def test_any_damaged_checkpoint_loads_or_is_one_clear_error(bases, scratch, data):
-    files, folder = mutate(data, bases)
+    open_written(scratch, *mutate(data, bases))
+
+
+def open_written(scratch, files, folder="checkpoint"):
+    """Write the files as a run's checkpoint, open it as `microgpt sample` would, clean up."""
     run_dir = scratch.write(files, folder)
     try:
         open_like_sample(run_dir)
@@ -448,11 +452,7 @@ def test_random_bytes_in_every_file(bases, scratch, data):
     for name in FILES:
         prefix = bases[kind][name][:data.draw(st.integers(0, len(bases[kind][name])))]
         files[name] = prefix + data.draw(st.binary(max_size=64)) if data.draw(st.booleans()) else bases[kind][name]
-    run_dir = scratch.write(files)
-    try:
-        open_like_sample(run_dir)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    open_written(scratch, files)
 
 
 @settings(FUZZ, max_examples=n_examples(2000))

@@ -8,7 +8,17 @@ import subprocess
 import sys
 
 import pytest
-from helpers import FIRST_FIVE, NAMES, ROOT, printed_losses, printed_samples, recorded_losses, reference_run, run_cli
+from helpers import (
+    FIRST_FIVE,
+    NAMES,
+    ROOT,
+    printed_losses,
+    printed_samples,
+    recorded_losses,
+    reference_run,
+    run_cli,
+    signal_at_step,
+)
 
 from microgpt import checkpoint, reference
 
@@ -130,15 +140,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, names_path):
               "--graph", "textbook"]
     straight = run_cli("train", "--out", tmp_path / "a", *common, check=True)
     out = tmp_path / "b"
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "microgpt", "train", "--out", str(out), *common],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:
-        if line.startswith("step   10 "):
-            proc.send_signal(signal.SIGINT)
-            break
-    rest, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, rest, err = signal_at_step(["train", "--out", out, *common], 10, signal.SIGINT)
+    assert code == 130, err
     assert "saved checkpoint" in rest
     step = checkpoint.load(str(out)).state["step"]
     assert 10 <= step < 60

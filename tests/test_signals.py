@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, max_abs_diff, recorded_losses, run_cli
+from helpers import ROOT, max_abs_diff, recorded_losses, run_cli, signal_at_step
 
 from microgpt import checkpoint
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
@@ -78,16 +78,10 @@ def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path, 
 
 
 def test_ctrl_c_through_the_cli_prints_the_resume_hint(tmp_path, words):
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "microgpt", "train", "--out", str(tmp_path / "run"), "--data", words,
-                             "--steps", "3000", "--n-embd", "4", "--n-head", "1", "--eval-every", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:
-        if line.startswith("step   20 "):
-            proc.send_signal(signal.SIGTERM)
-            break
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    code, out, err = signal_at_step(["train", "--out", tmp_path / "run", "--data", words, "--steps", "3000",
+                                     "--n-embd", "4", "--n-head", "1", "--eval-every", "0"], 20, signal.SIGTERM,
+                                    timeout=60)
+    assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert "SIGTERM: finishing this step" in out and "continue with --resume" in out
 

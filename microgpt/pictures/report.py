@@ -195,7 +195,14 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     from microgpt.init import num_params
     from microgpt.pictures import figure_bytes, write_file
     from microgpt.pictures.attention import attention_figure, attention_maps, attention_title, numpy_model
-    from microgpt.pictures.curves import cumulative_elapsed, curves_figure, read_metrics, run_names, train_windows
+    from microgpt.pictures.curves import (
+        RATE_KEYS,
+        cumulative_elapsed,
+        curves_figure,
+        read_metrics,
+        run_names,
+        train_windows,
+    )
     from microgpt.pictures.embeddings import embeddings_figure_of
     run_dir = os.fspath(run_dir)
     ckpt = checkpoint.load(run_dir, with_optimizer=False)
@@ -293,7 +300,7 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
                      f"<b>new</b>: it is in neither.</p><div class=\"samples\">{items}</div></section>")
 
     results = list(eval_results.items()) if isinstance(eval_results, dict) else list(eval_results or [])
-    rl_keys = sorted({k for r in rows for k in r if k == "reward_mean" or k.startswith("pass@")})
+    rl_keys = sorted({k for r in rows for k in r if k in RATE_KEYS or k.startswith("pass@")})
     rl = [(k, _last(rows, k)) for k in rl_keys]
     results += [(f"{k} (last logged)", v) for k, v in rl if v is not None]
     if final_val is not None:
