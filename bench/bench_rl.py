@@ -13,7 +13,8 @@ are scored: the reward (fraction ending in "a"), unique names, names not in the 
 add: a deliberately short fine-tune (`microgpt sft`, 2 layers, n_embd 64, 330 steps) leaves
 held-out pass@1 around 40-70%. From that same checkpoint, for --budget seconds (default 300)
 each: RL on the add task (P = 16 problems x G = 8 answers per step), and the fine-tuning simply
-continued. Held-out pass@1 (greedy, 500 test problems) is logged as they go.
+continued (its own lr, 3e-3). Held-out pass@1 (greedy, 500 test problems) is logged as they
+go; RL: lr 3e-4, T = 1.
 Every run is left in runs/bench-rl/ (metrics.jsonl, checkpoints) for `microgpt plot` / `report`.
 """
 
@@ -87,7 +88,7 @@ def bench_add(args):
     # RL from the short fine-tune
     rl_out = fresh(os.path.join(args.out, "add-rl"))
     RLRun(RunConfig(out=rl_out, init_from=short, engine=engine, quiet=True, time_limit=args.budget, eval_every=50,
-                    eval_num=500, train=TrainConfig(steps=10 ** 6, lr=1e-3, lr_schedule="constant"),
+                    eval_num=500, train=TrainConfig(steps=10 ** 6, lr=3e-4, lr_schedule="constant"),
                     rl=RLConfig(task="add", prompts=16, group_size=8))).train()
     # the same checkpoint, fine-tuned for the same time
     more = fresh(os.path.join(args.out, "add-sft-more"))

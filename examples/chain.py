@@ -12,7 +12,7 @@ Through the Python API; the same with the command line:
     microgpt sft --from runs/chain/base --data runs/chain/tasks.jsonl --batch-size 64 --lr 3e-3 \\
         --lr-schedule cosine --warmup-steps 100 --steps 2500 --out runs/chain/sft
     microgpt rl --from runs/chain/sft --task add,reverse:8,count:8 --prompts 16 --group-size 8 \\
-        --lr 3e-4 --lr-schedule constant --steps 1000000 --time-limit 240 --out runs/chain/rl
+        --temperature 0.8 --lr 1e-4 --lr-schedule constant --steps 1000000 --time-limit 240 --out runs/chain/rl
     microgpt eval --out runs/chain/rl --task count:8 --num 500
     microgpt chat --out runs/chain/rl
 
@@ -91,8 +91,8 @@ def main():
 
     rl = RLRun(RunConfig(out=out("rl"), init_from=out("sft"), engine=ENGINE, log_every=50, eval_every=200,
                          eval_num=150, time_limit=30 if q else 240,
-                         train=TrainConfig(steps=10 ** 6, lr=3e-4, lr_schedule="constant"),
-                         rl=RLConfig(task=",".join(TASKS), prompts=16, group_size=8)))
+                         train=TrainConfig(steps=10 ** 6, lr=1e-4, lr_schedule="constant"),
+                         rl=RLConfig(task=",".join(TASKS), prompts=16, group_size=8, temperature=0.8)))
     times["rl"] = stage("reinforcement learning on the tasks' rewards", rl)
     table["rl"] = pass_at_1(rl, n_eval)
 
