@@ -4,10 +4,8 @@
     python -m microgpt.reference --steps 200 --data my_words.txt
 
 Data -> character tokenizer -> scalar autograd (`Value`) -> parameters -> the GPT (`gpt`) ->
-training with Adam -> sampling. It prints exactly what the seed's microgpt.py prints (step-1
-loss 3.3660, step-1000 loss 2.6497, samples kamon, ann, karai, jaire, vialan, ...). The rest of
-the package is this algorithm made fast and usable; its `python` engine's textbook graph *is*
-this file's `Value` and `gpt`, and a test checks the two runs agree step by step.
+training with Adam -> sampling, printing exactly what the seed's microgpt.py prints. The python
+engine's textbook graph *is* this file's `Value` and `gpt`; a test checks the runs agree.
 """
 
 import argparse
@@ -24,11 +22,11 @@ def load_docs(path=None):
     """One document per non-empty line: the given file, $MICROGPT_DATA_DIR/names.txt, or a download."""
     if path is None and os.environ.get("MICROGPT_DATA_DIR"):
         path = os.path.join(os.environ["MICROGPT_DATA_DIR"], "names.txt")
-    if path is not None and os.path.exists(path):
+    if path is None:  # as the seed does: fetch the names
+        text = urllib.request.urlopen(NAMES_URL, timeout=30).read().decode("utf-8")
+    else:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    else:
-        text = urllib.request.urlopen(NAMES_URL, timeout=30).read().decode("utf-8")
     return [line.strip() for line in text.strip().split("\n") if line.strip()]
 
 
@@ -48,11 +46,8 @@ class Tokenizer:
 
 # ----------------------------------------------------------------------------- 3. autograd
 class Value:
-    """One scalar that remembers how it was computed: its children and d(self)/d(child).
-
-    Each operation returns a new Value with its local derivatives; backward() multiplies them
-    along every path from the loss (the chain rule) and adds up what arrives at each node.
-    """
+    """One scalar that remembers how it was computed: its children and d(self)/d(child). backward()
+    multiplies these along every path from the loss (the chain rule), summing at each node."""
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
     def __init__(self, data, children=(), local_grads=()):
@@ -246,7 +241,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
     args = parser.parse_args(argv)
     random.seed(42)  # one random stream, used in this order: shuffle, parameters, sampling
-    docs = load_docs(args.data)
+    try:
+        docs = load_docs(args.data)
+    except (OSError, UnicodeDecodeError) as e:  # a missing file, no network, not UTF-8 text
+        parser.exit(2, f"error: cannot read the data ({e}): check --data or $MICROGPT_DATA_DIR\n")
     random.shuffle(docs)
     tok = Tokenizer(docs)
     config = Config(tok.vocab_size)
