@@ -3,7 +3,8 @@
 run_dir/checkpoint/
   model.safetensors      weights by the seed's names, shapes [out, in] (F64 or F32)
   optimizer.safetensors  Adam moments, "m.<name>" and "v.<name>"
-  config.json            model config, tokenizer, training/engine/run config, data source, command
+  config.json            model config, tokenizer, training/engine/run config, data source, the command
+                         that started the run and those that resumed it
   state.json             step reached, tokens and time trained, the random stream's state
 A new checkpoint is written in full to a temporary folder and then swapped in by renames, so
 a crash, a kill or a full disk at any moment leaves a whole checkpoint (the new one or the
@@ -345,10 +346,12 @@ def _check_config(cfg, path, size):
     if data is not None and not (isinstance(data, dict) and isinstance(data.get("default", False), bool) and
                                  all(isinstance(data.get(k), (str, type(None))) for k in ("path", "sha256"))):
         raise bad("its data section is not {\"path\": str, \"sha256\": str, \"default\": bool}")
-    command = cfg.get("command")
-    if not (command is None or isinstance(command, str) or
-            (isinstance(command, list) and all(isinstance(a, str) for a in command))):
+    is_command = lambda c: isinstance(c, str) or (isinstance(c, list) and all(isinstance(a, str) for a in c))
+    if not (cfg.get("command") is None or is_command(cfg["command"])):
         raise bad("its command is not a list of strings")
+    resumed = cfg.get("resumed")
+    if not (resumed is None or (isinstance(resumed, list) and all(map(is_command, resumed)))):
+        raise bad("its resumed section is not a list of commands (lists of strings)")
     return config, tokenizer, train, engine
 
 

@@ -308,9 +308,14 @@ def cmd_sample(args):
         require(flag, getattr(args, flag), rule)
     run = _open(args)
     run.tokenizer.encode(args.prompt)  # a character outside the vocabulary is an error before any work
-    docs = run.cfg.train.data_mode == "docs"
     if args.data:
         run.use_data(args.data)
+    if run.cfg.train.data_mode == "chat":  # a chat model: its replies to the prompt, or to held-out questions
+        for k, (question, reply, mark) in enumerate(run.answers(args.num, args.temperature, args.top_k, args.prompt,
+                                                                 args.max_new_tokens, seed=args.seed)):
+            print(f"sample {k + 1:2d}: {question} -> {reply}" + (f"  ({mark})" if mark else ""))
+        return
+    docs = run.cfg.train.data_mode == "docs"
     marks = docs
     if docs:
         try:
@@ -331,6 +336,11 @@ def cmd_eval(args):
     run = _open(args)
     if args.data:
         run.use_data(args.data)
+    elif run.cfg.train.data_mode == "chat" and run.cfg.data is None:  # rl on a chat task: no text, its task
+        print(f"note: {args.out} trained on problems of {run.cfg.rl.task}, not on a data file: scoring that task",
+              file=sys.stderr)
+        args.task = run.cfg.rl.task
+        return eval_task(args, run)
     print(f"step {run.state['step']}, {run.ds.describe()}")
     for split, r in run.evaluate(args.max_docs).items():
         if r["sequences"]:
@@ -340,7 +350,7 @@ def cmd_eval(args):
             print(f"{split}: no data")
 
 
-def eval_task(args):
+def eval_task(args, run=None):
     import random
 
     from microgpt.chat import evaluate_task
@@ -348,7 +358,7 @@ def eval_task(args):
     for flag, rule in (("num", "positive"), ("samples", "positive"), ("temperature", "nonneg"), ("top_k", "nonneg")):
         require(flag, getattr(args, flag), rule)
     task = get_task(args.task)
-    run = _open(args)
+    run = run or _open(args)
     if task.chat and "<|assistant_start|>" not in run.tokenizer.special_tokens:
         raise MicroGPTError(f"{args.out} is not a chat model (no chat template tokens): fine-tune it first with "
                             f"microgpt sft, or score a names task (names-ending:a, names-length:6-8)")
@@ -443,10 +453,15 @@ def cmd_report(args):
         require(flag, getattr(args, flag), "nonneg")
     require_matplotlib()
     run = _open(args)
-    docs = run.cfg.train.data_mode == "docs"
+    mode = run.cfg.train.data_mode
     samples, results = [], []
     try:
-        samples = [(t, run.mark(t).replace("in ", "") if docs else "") for t in run.sample(args.num)]
+        if mode == "chat":  # replies to held-out questions, marked right / wrong (or as written / new)
+            answered = run.answers(args.num)
+            samples = [(f"{q} \u2192 {reply}", mark.replace("in ", "")) for q, reply, mark in answered]
+            args.text = args.text or [q for q, _, _ in answered[:2]]  # attention: the first two questions
+        else:
+            samples = [(t, run.mark(t).replace("in ", "") if mode == "docs" else "") for t in run.sample(args.num)]
         for split, r in run.evaluate(args.max_docs).items():
             if r["sequences"]:
                 results += [(f"{split} loss (nats/token)", r["loss"]), (f"{split} bits per byte", r["bpb"])]

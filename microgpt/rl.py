@@ -157,7 +157,7 @@ class Problems:
     """What an RL run on a chat task has instead of a data set: the tokenizer, nothing to score."""
 
     mode = "chat"
-    train = val = ()
+    train = val = val_conversations = ()
     train_text = val_text = frozenset()
 
     def __init__(self, tokenizer):
@@ -165,6 +165,9 @@ class Problems:
 
     def describe(self):
         return f"problems drawn from the task, vocab size {self.tokenizer.vocab_size}"
+
+    def eval_pairs(self, split, max_seqs=0):
+        return []
 
 
 def group_advantages(rewards, group_size, std_normalize=False):

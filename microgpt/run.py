@@ -66,9 +66,44 @@ class RunBase:
         """New documents (docs mode: until BOS, as the seed) or continuations of text (stream
         mode). Without a seed they are drawn from the run's own random stream: right after
         training, the seed's samples; from a saved run, the ones its training run printed."""
+        if self.cfg.train.data_mode == "chat":  # a chat model (sft, rl) answers instead
+            return [reply for _, reply, _ in self.answers(num, temperature, top_k, prompt, max_new_tokens, seed)]
         rng = self.rng if seed is None else random.Random(seed)
         return sample_texts(self.model, self.tokenizer, self.config, self.cfg.train.data_mode, rng,
                             num, temperature, top_k, prompt, max_new_tokens)
+
+    def answers(self, num=20, temperature=0.5, top_k=0, prompt="", max_new_tokens=None, seed=None):
+        """A chat model's replies, [(question, reply, mark)]: `num` replies to `prompt`, or without
+        one a reply to each of up to `num` held-out questions: the test problems of the run's task
+        (`rl --task`, `--eval-task`), marked "right" or "wrong", else the first question of each
+        validation conversation, marked "in val" when the reply is the one written there, else "new"."""
+        from microgpt.chat import replies
+        from microgpt.chat_template import render_prompt
+        rng = self.rng if seed is None else random.Random(seed)
+        asked = [([{"role": "user", "content": prompt}], None)] * num if prompt else self.held_out_questions(num)
+        prompts = [render_prompt(self.tokenizer, messages) for messages, _ in asked]
+        got = replies(self.model, self.tokenizer, self.config.block_size, prompts, rng, temperature, top_k,
+                      max_new_tokens)
+        return [(messages[-1]["content"], reply, mark(reply) if mark else "")
+                for (messages, mark), reply in zip(asked, map(self.tokenizer.decode, got))]
+
+    def held_out_questions(self, num):
+        """Up to `num` (messages ending with a user's, mark) pairs a chat model has not trained on;
+        mark(reply) says how a reply fares (see answers)."""
+        from microgpt.tasks import get_task
+        name = self.cfg.rl.task or self.cfg.eval_task
+        task = get_task(name) if name else None
+        if task is not None and task.chat:
+            problems = task.problems("test", num if task.has_problems("test", num) else task.max_problems("test"))
+            return [(task.conversation(p)["messages"][:1],
+                     lambda reply, p=p: "right" if task.is_correct(p, reply) else "wrong") for p in problems]
+        out = []
+        for conv in self.ds.val_conversations[:num]:
+            messages = conv["messages"]
+            first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+            written = messages[first]["content"]
+            out.append((messages[:first], lambda reply, w=written: "in val" if reply == w else "new"))
+        return out
 
     def mark(self, text):
         """Where a sampled document comes from: "in train", "in val" or "new"."""
@@ -116,6 +151,7 @@ class Run(RunBase):
         self.out = config.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
         self.resume, self.overwrite = resume, overwrite
         self.command = command  # the command line that started it (None: from Python)
+        self.resumed = []       # ...and the ones that continued it, in order
         self.engine = get_engine(config.engine.name)
         world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun; checked before joining the others
         if tc.batch_size % world:  # each process trains on an equal slice of the global batch
@@ -131,6 +167,8 @@ class Run(RunBase):
             self._lock()
             ckpt = checkpoint.load(self.out)
             self._check_resume(ckpt)
+            self.resumed = list(ckpt.raw_config.get("resumed") or []) + ([command] if command else [])
+            self.command = ckpt.raw_config.get("command", command)
         elif checkpoint.exists(self.out) and not overwrite:
             raise MicroGPTError(f"{self.out} already holds a run: pass --resume to continue it, "
                                 f"--overwrite to replace it, or another --out")
@@ -362,7 +400,7 @@ class Run(RunBase):
                                      "quiet")},
                 "data": {"path": os.path.abspath(self.data.path), "sha256": self.data.sha256,
                          "default": cfg.data is None} if self.data else None,
-                "command": self.command}
+                "command": self.command, "resumed": self.resumed}
         state = {**self.state, "rng_state": rng_state_to_json(self.rng)}
         checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),
                         config=self.config, tokenizer=self.ds.tokenizer, state=state, meta=meta,
@@ -459,7 +497,7 @@ class MetricsLog:
             if start_step and os.path.exists(self.path):
                 with open(self.path, "rb") as f:
                     kept = b"".join(line for line in f.read().splitlines(keepends=True)
-                                    if (_step_of(line) or math.inf) <= start_step)
+                                    if _step_of(line) is not None and _step_of(line) <= start_step)
             atomic_write_bytes(self.path, kept)
             self.f = open(self.path, "a")  # noqa: SIM115 (open for the whole run; closed by close())
         except OSError as e:
@@ -532,7 +570,10 @@ class OpenRun(RunBase):
         """The run's data, read when first needed (sampling needs only the tokenizer)."""
         if self._ds is None:
             tc = self.cfg.train
-            if tc.data_mode == "chat":
+            if tc.data_mode == "chat" and self.cfg.data is None:  # rl on a chat task: problems, not data
+                from microgpt.rl import Problems
+                self._ds = Problems(self.tokenizer)
+            elif tc.data_mode == "chat":
                 from microgpt.conversations import read_conversations
                 from microgpt.sft import ChatDataset
                 self._ds = ChatDataset(read_conversations(self.cfg.data), self.tokenizer, self.config.block_size,

@@ -37,12 +37,13 @@ class ChatDataset:
         conversations = list(conversations)
         rng.shuffle(conversations)
         self.tokenizer, self.block_size = tokenizer, block_size
-        rendered, self.n_truncated, self.n_dropped = [], 0, 0
+        rendered, kept, self.n_truncated, self.n_dropped = [], [], 0, 0
         for conv in conversations:
             ids, mask, truncated = render_conversation(tokenizer, conv, max_tokens=block_size + 1)
             self.n_truncated += truncated
             if any(mask[1:]):
                 rendered.append((ids, mask))
+                kept.append(conv)
             else:
                 self.n_dropped += 1  # cut before the assistant says anything: nothing to learn
         n_val = int(len(rendered) * val_frac)
@@ -50,6 +51,7 @@ class ChatDataset:
             raise MicroGPTError(f"only {len(rendered)} conversations with something to learn: too few to "
                                 f"train (and hold out {val_frac:.0%}); give more, or a larger --block-size")
         self.train, self.val = rendered[:len(rendered) - n_val], rendered[len(rendered) - n_val:]
+        self.val_conversations = kept[len(rendered) - n_val:]  # (questions to sample answers to)
         self.train_text = self.val_text = set()
 
     def describe(self):

@@ -63,7 +63,7 @@ def bases(tmp_path_factory):
     rng = random.Random(5)
     weights, m = init_weights(config, rng), init_weights(config, rng, std=0.01)
     v = {n: [[x * x for x in row] for row in rows] for n, rows in init_weights(config, rng, std=0.01).items()}
-    meta = {k: raw_cfg[k] for k in ("train", "engine", "run", "data", "command")}
+    meta = {k: raw_cfg[k] for k in ("train", "engine", "run", "data", "command", "resumed")}
     checkpoint.save(str(tmp / "bpe"), weights=weights, optimizer={"m": m, "v": v}, config=config, tokenizer=tok,
                     state={"step": 3, "tokens": 40, "elapsed": 0.5, "rng_state": rng_state_to_json(rng)},
                     meta=meta, dtype="F32")
@@ -345,7 +345,8 @@ FIELDS = {
         ("engine", "dtype"): ["float32", "bf16", "int8", None], ("engine", "graph"): ["textbook", "x"],
         ("engine", "device"): ["cpu", "cuda:x", "gpu", ""], ("engine", "compile"): [True, "yes"],
         ("format",): [None, "microgpt-checkpoint-2", 1], ("data",): [None, [], {"path": 5}, {"default": "yes"}],
-        ("command",): [None, "microgpt train", 5, [1]], ("run",): [None, [], {"eval_every": -1}, {"log_every": 0}],
+        ("command",): [None, "microgpt train", 5, [1]], ("resumed",): [None, [], [["a"]], "x", [1], [["a"], 5]],
+        ("run",): [None, [], {"eval_every": -1}, {"log_every": 0}],
         ("tokenizer",): [None, {}, {"type": "char"}, {"type": "char", "chars": 5}],
         ("model",): [None, [], {}],
     },

@@ -409,7 +409,7 @@ def test_report_is_self_contained_and_escaped(run, tmp_path):
     csp = [a for t, a in p.attrs if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and csp[0]["content"] == report.CSP
     text = " ".join(p.text)
-    for heading in ("Train it again", "Configuration", "Loss", "Attention", "Embeddings", "Samples",
+    for heading in ("Train it again", "Configuration", "Training curves", "Attention", "Embeddings", "Samples",
                     "Evaluation", "Time and throughput"):
         assert heading in p.text, heading
     # the command the run recorded, as it was typed
@@ -517,3 +517,24 @@ def test_report_of_a_run_trained_from_python_rebuilds_its_command(tmp_path, name
     page, p = parse_page(report.build_report(out))
     text = " ".join(p.text)
     assert "microgpt train --out" in text and "--n-embd 8 --n-head 2" in text and "--lr 0.02" in text
+
+
+def test_pictures_of_a_chat_model(tmp_path):
+    """A fine-tuned model reads questions through the chat template: its attention is drawn over a
+    question and its own reply, and its report answers held-out problems, marked right or wrong."""
+    out = tmp_path / "sft"
+    run_cli("tasks", "make", "--task", "add:1", "--num", "40", "--to", tmp_path / "add.jsonl", check=True)
+    run_cli("sft", "--data", tmp_path / "add.jsonl", "--n-embd", "8", "--n-head", "2", "--block-size", "12",
+            "--steps", "20", "--batch-size", "8", "--eval-every", "10", "--eval-task", "add:1", "--eval-num", "10",
+            "--out", out, check=True)
+    ckpt = checkpoint.load(str(out))
+    title, ids = attention.conversation_ids(attention.numpy_model(ckpt), ckpt.tokenizer, 12, "1+2")
+    assert title.startswith("1+2 \u2192 ") and len(ids) <= 12
+    assert attention.token_labels(ckpt.tokenizer, ids)[:7] == ["<bos>", "<user>", "1", "+", "2", "</user>", "<asst>"]
+    assert is_png(attention.plot_attention(str(out), "1+2")[0])
+    run_cli("report", "--out", out, "--num", "6", check=True)
+    page, p = parse_page(str(out / "report.html"))
+    text = " ".join(p.text)
+    assert "Attention" in p.text and "Attention of &#x27;" in page and "\u2192" in text
+    assert page.count('class="mark mark-right"') + page.count('class="mark mark-wrong"') == 6
+    assert "the reply to a held-out problem" in text and "Held out:" in text

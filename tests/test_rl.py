@@ -13,6 +13,8 @@ from microgpt.config import GPTConfig, TrainConfig
 from microgpt.engines import get_engine
 from microgpt.init import init_weights
 from microgpt.rl import group_advantages, policy_weights
+from microgpt.run import Run
+from microgpt.tasks import get_task
 
 CONFIG = GPTConfig(vocab_size=6, n_layer=1, n_embd=8, n_head=2, block_size=8)
 # two prompts (BOS=5, then a "question"), answers of different lengths ending in the stop token 5
@@ -150,6 +152,25 @@ def test_rl_on_a_chat_task_in_every_engine(tmp_path, names_path):
         assert "held-out pass@1" in p.stdout
         outs[engine] = checkpoint.load(str(tmp_path / engine)).weights
     assert max_abs_diff(outs["python"], outs["numpy"]) <= 1e-9 and max_abs_diff(outs["python"], outs["torch"]) <= 1e-9
+
+    # an rl run on a chat task has no data file: eval scores its task, sample answers held-out problems
+    rl = tmp_path / "numpy"
+    ev = run_cli("eval", "--out", rl, "--num", "8", check=True)
+    assert "task add:1, 8 held-out problems" in ev.stdout and "pass@1 (greedy):" in ev.stdout
+    assert "scoring that task" in ev.stderr and "Traceback" not in ev.stderr
+    lines = run_cli("sample", "--out", rl, "--num", "3", check=True).stdout.splitlines()
+    assert len(lines) == 3 and all(" -> " in l and (l.endswith("(right)") or l.endswith("(wrong)")) for l in lines)
+    run = Run.open(str(rl))
+    assert len(run.sample(2, prompt="1+2")) == 2 and run.evaluate()["val"]["sequences"] == 0
+    questions = [q for q, _, mark in run.answers(4, temperature=0)]
+    assert questions == [p.prompt for p in get_task("add:1").problems("test", 4)]
+    # resumed: the command that started the run is kept, the resume recorded after it; step 0 stays logged
+    run_cli("rl", "--out", rl, "--resume", "--steps", "6", check=True)
+    raw = json.loads((rl / "checkpoint" / "config.json").read_text())
+    assert raw["command"][:3] == ["microgpt", "rl", "--from"] and raw["resumed"] == [
+        ["microgpt", "rl", "--out", str(rl), "--resume", "--steps", "6"]]
+    steps = [json.loads(l)["step"] for l in (rl / "metrics.jsonl").read_text().splitlines()]
+    assert steps[0] == 0 and steps[-1] == 6
 
 
 def test_bad_rl_input(names_run, tmp_path):

@@ -12,6 +12,7 @@ from microgpt.chat_template import CHAT_SPECIAL_TOKENS, render_conversation
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
 from microgpt.engines import get_engine
 from microgpt.init import init_weights
+from microgpt.run import Run
 from microgpt.sample import generate
 from microgpt.sft import ChatDataset, SFTRun, chat_tokenizer, grow_rows, masked_weights
 from microgpt.tokenizers import CharTokenizer
@@ -88,6 +89,25 @@ def test_sft_from_a_run_trains_resumes_exactly_and_chats(add_data, names_path, t
     ev = run_cli("eval", "--out", tmp_path / "a", "--task", "add:2", "--num", "30", "--samples", "3",
                  "--temperature", "1", check=True)
     assert "pass@1 (greedy):" in ev.stdout and "pass@3:" in ev.stdout and "-> " in ev.stdout
+    # sampling a chat model: replies to held-out problems of its --eval-task, marked right or wrong
+    lines = run_cli("sample", "--out", tmp_path / "a", "--num", "3", check=True).stdout.splitlines()
+    assert len(lines) == 3 and all(" -> " in l and l.endswith(("(right)", "(wrong)")) for l in lines)
+
+
+def test_sampling_a_chat_model_without_a_task_answers_validation_questions(add_data, tmp_path):
+    out = tmp_path / "plain"
+    run_cli("sft", "--data", add_data, *SMALL, "--eval-every", "0", "--out", out, check=True)
+    run = Run.open(str(out))
+    answered = run.answers(5, temperature=0)
+    held_out = [json.loads(l)["messages"] for l in open(add_data)]
+    val = run.ds.val_conversations
+    assert len(answered) == 5 and [q for q, _, _ in answered] == [c["messages"][0]["content"] for c in val[:5]]
+    assert all(c["messages"] in held_out for c in val)
+    for (_, reply, mark), conv in zip(answered, val):
+        assert mark == ("in val" if reply == conv["messages"][1]["content"] else "new")
+    assert [r for _, r, _ in answered] == run.sample(5, temperature=0)
+    p = run_cli("sample", "--out", out, "--num", "2", "--prompt", "12+34", "--temperature", "0", check=True)
+    assert [l.split(" -> ")[0] for l in p.stdout.splitlines()] == ["sample  1: 12+34", "sample  2: 12+34"]
 
 
 def test_sft_from_scratch_with_bpe(tmp_path, names_path):

@@ -51,6 +51,15 @@ def attention_maps(source, ids):
     return model.attention_maps(list(ids))
 
 
+SHORT = {"<user_start>": "<user>", "<user_end>": "</user>", "<assistant_start>": "<asst>",
+         "<assistant_end>": "</asst>"}  # the chat's special tokens, short enough to label a cell
+
+
+def token_labels(tokenizer, ids):
+    """The label of each token of a picture: its readable piece, chat special tokens shortened."""
+    return [SHORT.get(p, p) for p in map(tokenizer.readable_piece, ids)]
+
+
 def attention_figure(maps, labels, title=None):
     """A grid of heatmaps, one row of panels per layer and one column per head, sharing one
     colour scale (0..1) and colorbar. maps [n_layer, n_head, T, T]; labels: T token strings."""
@@ -60,7 +69,7 @@ def attention_figure(maps, labels, title=None):
     L, H, T, _ = maps.shape
     if len(labels) != T:
         raise ValueError(f"{len(labels)} labels for {T} positions")
-    panel = min(3.2, max(1.9, 0.12 * T))     # inches per heatmap: room for T labels
+    panel = min(3.2, max(2.0, 0.17 * T))     # inches per heatmap: room for T labels
     fig = Figure(figsize=(H * panel + 1.1, L * panel + 1.0), layout="constrained")
     axes = fig.subplots(L, H, squeeze=False)
     import matplotlib
@@ -97,14 +106,36 @@ def attention_figure(maps, labels, title=None):
     return fig
 
 
+def conversation_ids(model, tokenizer, block_size, question):
+    """A chat model reads a question through the chat template and writes its reply: the ids of
+    both (the reply greedy, as far as block_size allows) and a title "question -> reply"."""
+    import random
+
+    from microgpt.chat import replies
+    from microgpt.chat_template import ASSISTANT_END, render_prompt
+    prompt = render_prompt(tokenizer, [{"role": "user", "content": question}])
+    if len(prompt) > block_size:
+        raise MicroGPTError(f"{question!r} is {len(prompt)} tokens with the chat template, more than the "
+                            f"model's block_size {block_size}: give a shorter question")
+    reply = replies(model, tokenizer, block_size, [prompt], random.Random(0))[0]
+    ids = (prompt + reply + [tokenizer.special_tokens[ASSISTANT_END]])[:block_size]
+    return f"{question} \u2192 {tokenizer.decode(reply)}", ids
+
+
 def plot_attention(run_dir, text, out=None, svg=False):
     """Draw the attention of `text` in the run's model to `out` (default RUN/attention.png).
-    The text starts with BOS as in training (not for a run on continuous text). -> [paths]"""
+    The text starts with BOS as in training (not for a run on continuous text); for a chat model
+    (sft, rl) it is a question, drawn with the template and the model's reply. -> [paths]"""
     from microgpt import checkpoint
     ckpt = checkpoint.load(run_dir, with_optimizer=False)
-    ids = sequence_ids(ckpt.tokenizer, text, ckpt.config.block_size, bos=ckpt.train.data_mode == "docs")
-    maps = attention_maps(ckpt, ids)
-    labels = [ckpt.tokenizer.readable_piece(i) for i in ids]
+    if ckpt.train.data_mode == "chat":
+        model = numpy_model(ckpt)
+        text, ids = conversation_ids(model, ckpt.tokenizer, ckpt.config.block_size, text)
+    else:
+        model = ckpt
+        ids = sequence_ids(ckpt.tokenizer, text, ckpt.config.block_size, bos=ckpt.train.data_mode == "docs")
+    maps = attention_maps(model, ids)
+    labels = token_labels(ckpt.tokenizer, ids)
     fig = attention_figure(maps, labels, title=attention_title(text, ckpt.config))
     return save_figure(fig, os.fspath(out or os.path.join(run_dir, "attention.png")), svg=svg)
 

@@ -55,6 +55,8 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; max-width: 8
 .mark-train { background: #fde8cf; color: #8a4b00; }
 .mark-val { background: #e2ebfb; color: #1e4fa8; }
 .mark-other { background: var(--line); color: var(--muted); }
+.mark-right { background: #dff5e3; color: #17692b; }
+.mark-wrong { background: #fbe2e2; color: #a11d1d; }
 .note { color: var(--muted); font-size: 13px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
@@ -65,6 +67,9 @@ FLAGS = {  # TrainConfig / GPTConfig field -> `microgpt train` option
     "seed": "--seed", "val_frac": "--val-frac", "data_mode": "--data-mode",
     "n_layer": "--n-layer", "n_embd": "--n-embd", "n_head": "--n-head", "block_size": "--block-size",
 }
+
+
+MARKS = ("new", "train", "val", "right", "wrong")  # the sample marks with a colour of their own
 
 
 def esc(value):
@@ -93,8 +98,9 @@ def reproduce_command(run_dir, ckpt):
     """The `microgpt train` command that trains this run again, from what the checkpoint saved
     (the run's own recorded command, where the training loop stored one)."""
     saved = ckpt.raw_config.get("command")
-    if saved:
-        return saved if isinstance(saved, str) else " ".join(shlex.quote(str(a)) for a in saved)
+    if saved:  # the command that started the run, then each that continued it
+        line = lambda c: c if isinstance(c, str) else " ".join(shlex.quote(str(a)) for a in c)
+        return "\n".join(line(c) for c in [saved] + list(ckpt.raw_config.get("resumed") or []))
     args = ["microgpt", "train", "--out", run_dir]
     data = (ckpt.raw_config.get("data") or {}).get("path")
     if data:
@@ -149,12 +155,15 @@ def describe_tokenizer(tok):
     return f"{kind}: {tok.vocab_size} tokens"
 
 
-def _attention_sequences(ckpt, texts, samples, n):
+def _attention_sequences(ckpt, model, texts, samples, n):
     """[(title text, ids)] to draw: the given texts, else the first validation documents of the
-    run's data (else of its samples). Long ones are cut to block_size."""
-    from microgpt.pictures.attention import sequence_ids
+    run's data (else of its samples). Long ones are cut to block_size. A chat model's texts are
+    questions, drawn with the model's replies."""
+    from microgpt.pictures.attention import conversation_ids, sequence_ids
     tok, block = ckpt.tokenizer, ckpt.config.block_size
     bos = ckpt.train.data_mode == "docs"
+    if ckpt.train.data_mode == "chat":
+        return [conversation_ids(model, tok, block, t) for t in (texts or [])[:n]]
     if texts:
         return [(t, sequence_ids(tok, t, block, bos)) for t in texts]
     out = []
@@ -194,7 +203,13 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     """
     from microgpt.init import num_params
     from microgpt.pictures import figure_bytes, write_file
-    from microgpt.pictures.attention import attention_figure, attention_maps, attention_title, numpy_model
+    from microgpt.pictures.attention import (
+        attention_figure,
+        attention_maps,
+        attention_title,
+        numpy_model,
+        token_labels,
+    )
     from microgpt.pictures.curves import (
         RATE_KEYS,
         cumulative_elapsed,
@@ -223,6 +238,8 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     final_val, final_bpb, tokens = _last(rows, "val_loss"), _last(rows, "val_bpb"), _last(rows, "tokens")
     data_path = (raw.get("data") or {}).get("path")
     engine = ckpt.engine.name + (f" ({ckpt.engine.dtype})" if ckpt.engine.dtype else "")
+    rl = (raw.get("run") or {}).get("rl") or {}  # (checked when the checkpoint was loaded)
+    rl_task = rl.get("task")
 
     parts = []
     cards = [_card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
@@ -230,8 +247,14 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
              _card("engine", engine),
              _card("tokenizer", f"{cfg.vocab_size} tokens", describe_tokenizer(ckpt.tokenizer)),
              _card("data", os.path.basename(data_path) if data_path else "names.txt",
-                   (data_path or "the default names data set") + f"; {tc.data_mode} mode"),
-             _card("steps", f"{step:,}", f"of {tc.steps:,}; batch {tc.batch_size}")]
+                   (data_path or "the default names data set") + f"; {tc.data_mode} mode")
+             if data_path or tc.data_mode != "chat" else
+             _card("data", "none", "an rl run on a task: fresh problems every step"),
+             _card("steps", f"{step:,}", f"of {tc.steps:,}; " + (f"{rl.get('prompts')} problems \u00d7 "
+                   f"{rl.get('group_size')} answers" if rl_task else f"batch {tc.batch_size}"))]
+    if rl_task:
+        cards.append(_card("rl task", rl_task, f"temperature {rl.get('temperature')}, kl {rl.get('kl')}"
+                           + (", std-normalised" if rl.get("std_normalize") else "")))
     if final_train is not None:
         cards.append(_card("train loss", _num(final_train), "nats / token, last window"))
     if final_val is not None:
@@ -260,21 +283,32 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
                  f'<div><h3>training</h3>{_table(train_rows)}</div></div></section>')
 
     if rows:
-        png = figure_bytes(curves_figure([(name, rows)]))
-        parts.append("<section><h2>Loss</h2>" + _figure(
-            png, f"loss curves of {name}",
-            "Cross-entropy loss in nats per token (lower is better; a model guessing uniformly among "
-            f"{cfg.vocab_size} tokens scores ln {cfg.vocab_size} = {math.log(cfg.vocab_size):.2f}). The line is "
-            "the training loss averaged over windows of steps, the dots the loss on held-out validation "
-            "documents: when they part ways, the model is memorising. Below, the learning rate schedule.")
-            + "</section>")
+        fig = curves_figure([(name, rows)])
+        panels = [a.get_ylabel() for a in fig.axes]
+        says = []
+        if "loss (nats / token)" in panels:
+            says.append("Cross-entropy loss in nats per token (lower is better; a model guessing uniformly among "
+                        f"{cfg.vocab_size} tokens scores ln {cfg.vocab_size} = {math.log(cfg.vocab_size):.2f}). The "
+                        "line is the training loss averaged over windows of steps, the dots the loss on held-out "
+                        "validation documents: when they part ways, the model is memorising.")
+        if "val bits / byte" in panels:
+            says.append("Bits per byte: the validation loss per byte of text, comparable across tokenizers.")
+        if "held out" in panels:
+            says.append("Held out: the share of test problems answered right (pass@1, greedy) or, on a names "
+                        "task, of fresh samples rewarded, and how many of them are unique and new.")
+        elif "reward, pass@k" in panels:
+            says.append("The reward of the answers sampled for training, and the share of them that are right.")
+        if "learning rate" in panels:
+            says.append("Below, the learning rate schedule.")
+        parts.append("<section><h2>Training curves</h2>"
+                     + _figure(figure_bytes(fig), f"training curves of {name}", " ".join(says)) + "</section>")
 
     model = numpy_model(ckpt)
-    seqs = _attention_sequences(ckpt, attention_texts, samples, n_attention)
+    seqs = _attention_sequences(ckpt, model, attention_texts, samples, n_attention)
     if seqs:
         figs = []
         for text, ids in seqs:
-            labels = [ckpt.tokenizer.readable_piece(i) for i in ids]
+            labels = token_labels(ckpt.tokenizer, ids)
             png = figure_bytes(attention_figure(attention_maps(model, ids), labels, attention_title(text, cfg)))
             figs.append(_figure(png, f"attention of {text}",
                                 f"Attention of {esc(repr(text))}: in each panel (one per layer and head) row i "
@@ -293,11 +327,14 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
         marks = [str(m or "") for _, m in samples]
         counts = ", ".join(f"{marks.count(m)} {esc(m)}" for m in dict.fromkeys(marks) if m)
         items = "".join(
-            f'<div><span class="mark mark-{m if m in ("new", "train", "val") else "other"}">{esc(m or "?")}</span>'
+            f'<div><span class="mark mark-{m if m in MARKS else "other"}">{esc(m or "?")}</span>'
             f"{esc(text)}</div>" for text, m in zip((t for t, _ in samples), marks))
-        parts.append(f"<section><h2>Samples</h2><p class=\"note\">{len(samples)} samples: {counts}. "
-                     "<b>train</b> / <b>val</b>: the text is a document of the training / validation split; "
-                     f"<b>new</b>: it is in neither.</p><div class=\"samples\">{items}</div></section>")
+        meaning = ("<b>right</b> / <b>wrong</b>: the reply to a held-out problem of the run's task."
+                   if {"right", "wrong"} & set(marks) else
+                   "<b>train</b> / <b>val</b>: the text is a document of the training / validation split (a reply: "
+                   "the one written in that conversation); <b>new</b>: it is in neither.")
+        parts.append(f"<section><h2>Samples</h2><p class=\"note\">{len(samples)} samples: {counts}. {meaning}</p>"
+                     f"<div class=\"samples\">{items}</div></section>")
 
     results = list(eval_results.items()) if isinstance(eval_results, dict) else list(eval_results or [])
     rl_keys = sorted({k for r in rows for k in r if k in RATE_KEYS or k.startswith("pass@")})
