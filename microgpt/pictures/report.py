@@ -241,15 +241,18 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     rl = (raw.get("run") or {}).get("rl") or {}  # (checked when the checkpoint was loaded)
     rl_task = rl.get("task")
 
+    if tc.data_mode == "chat" and not data_path:  # rl on a chat task: it draws problems, it reads no file
+        data = _card("data", "none", "an rl run on a task: fresh problems every step")
+    else:
+        data = _card("data", os.path.basename(data_path) if data_path else "names.txt",
+                     (data_path or "the default names data set") + f"; {tc.data_mode} mode")
+
     parts = []
     cards = [_card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
                                                          f"{cfg.n_head} heads, block {cfg.block_size}"),
              _card("engine", engine),
              _card("tokenizer", f"{cfg.vocab_size} tokens", describe_tokenizer(ckpt.tokenizer)),
-             _card("data", os.path.basename(data_path) if data_path else "names.txt",
-                   (data_path or "the default names data set") + f"; {tc.data_mode} mode")
-             if data_path or tc.data_mode != "chat" else
-             _card("data", "none", "an rl run on a task: fresh problems every step"),
+             data,
              _card("steps", f"{step:,}", f"of {tc.steps:,}; " + (f"{rl.get('prompts')} problems \u00d7 "
                    f"{rl.get('group_size')} answers" if rl_task else f"batch {tc.batch_size}"))]
     if rl_task:
