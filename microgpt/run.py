@@ -496,8 +496,8 @@ class MetricsLog:
             kept = b""
             if start_step and os.path.exists(self.path):
                 with open(self.path, "rb") as f:
-                    kept = b"".join(line for line in f.read().splitlines(keepends=True)
-                                    if _step_of(line) is not None and _step_of(line) <= start_step)
+                    steps = ((line, _step_of(line)) for line in f.read().splitlines(keepends=True))
+                    kept = b"".join(line for line, step in steps if step is not None and step <= start_step)
             atomic_write_bytes(self.path, kept)
             self.f = open(self.path, "a")  # noqa: SIM115 (open for the whole run; closed by close())
         except OSError as e:
