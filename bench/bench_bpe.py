@@ -26,7 +26,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from microgpt.tokenizers.bpe import BPETokenizer, count_chunks, learn_merges, learn_merges_textbook, merge, utf8
+from microgpt.tokenizers.bpe import BPETokenizer
+from microgpt.tokenizers.bpe_learn import count_chunks, learn_merges, learn_merges_textbook, merge, utf8
 from microgpt.tokenizers.pattern import PATTERN, split, stdlib_regex
 
 DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", "")

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from microgpt.config import EngineConfig, GPTConfig
 from microgpt.engines import get_engine
-from microgpt.init import init_weights
-from microgpt.sample import generate
+from microgpt.generate import generate
+from microgpt.params import init_weights
 
 
 def timed(model, prompts, block_size, batch):

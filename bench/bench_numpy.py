@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from microgpt.config import EngineConfig, GPTConfig, RunConfig, TrainConfig, learning_rate
 from microgpt.engines import get_engine
-from microgpt.init import num_params
-from microgpt.run import Run
+from microgpt.params import num_params
+from microgpt.stages.pretrain import Run
 
 DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", "")
 

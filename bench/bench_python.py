@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from microgpt.config import EngineConfig, RunConfig, learning_rate
 from microgpt.engines.python.engine import GRAPHS as GRAPH_MODULES
 from microgpt.engines.python.engine import Model
-from microgpt.run import Run
+from microgpt.stages.pretrain import Run
 
 GRAPHS = list(GRAPH_MODULES)  # textbook, fused
 

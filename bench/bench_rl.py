@@ -27,11 +27,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from microgpt.config import EngineConfig, GPTConfig, RLConfig, RunConfig, TrainConfig
-from microgpt.conversations import write_conversations
-from microgpt.rl import RLRun
-from microgpt.run import Run
-from microgpt.sft import SFTRun
+from microgpt.checkpoint import load_config
+from microgpt.config import EngineConfig, GPTConfig, RLConfig, RunConfig, TrainConfig, changed
+from microgpt.data.conversations import write_conversations
+from microgpt.stages.pretrain import Run
+from microgpt.stages.rl import RLRun
+from microgpt.stages.sft import SFTRun
 from microgpt.tasks import get_task, make_conversations
 
 
@@ -93,8 +94,8 @@ def bench_add(args):
     # the same checkpoint, fine-tuned for the same time
     more = fresh(os.path.join(args.out, "add-sft-more"))
     shutil.copytree(short, more)
-    cfg = RunConfig.load(more)
-    cfg.train.steps, cfg.eval_every, cfg.time_limit, cfg.quiet = 10 ** 6, 1000, args.budget, True
+    cfg = changed(load_config(more), {"train.steps": 10 ** 6, "eval_every": 1000, "time_limit": args.budget,
+                                      "quiet": True})
     SFTRun(cfg, resume=True).train()
     print(f"{'arm':>10} {'start':>6} {'60 s':>6} {'150 s':>6} {'end':>6} {'+15 points at':>13} {'steps':>6}")
     for name, out, key in (("RL", rl_out, "test_pass@1"), ("more SFT", more, "test_pass@1")):

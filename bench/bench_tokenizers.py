@@ -23,8 +23,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from microgpt.config import EngineConfig, GPTConfig, RunConfig, TrainConfig, learning_rate
-from microgpt.init import num_params
-from microgpt.run import Run
+from microgpt.params import num_params
+from microgpt.stages.pretrain import Run
 
 
 def make_run(args, tokenizer, steps, out):

@@ -63,7 +63,7 @@ def data_path(name):
 def setup(spec, batch_size=None):
     """A run of the spec's model on its data: (config, data, the seeded initial weights, batch size)."""
     from microgpt.config import GPTConfig, RunConfig, TrainConfig
-    from microgpt.run import Run
+    from microgpt.stages.pretrain import Run
     run = Run(RunConfig(data=data_path(spec["data"]), model=GPTConfig(**spec["config"]),
                         train=TrainConfig(data_mode=spec["mode"]), quiet=True))
     return run.config, run.ds, run.model.get_weights(), batch_size or spec["batch"]
@@ -93,7 +93,7 @@ def bench_cpu(args):
 
     from microgpt import MicroGPTError
     from microgpt.engines import get_engine
-    from microgpt.init import num_params
+    from microgpt.params import num_params
     engines = {"torch": {"dtype": args.dtype or "float32", "device": "cpu", "compile": args.compile}}
     try:
         get_engine("numpy")
@@ -124,7 +124,7 @@ def bench_cpu(args):
 
 def flops_per_token(config):
     """6 N + 12 L C T: N = parameters in matmuls (lm_head and the layers; wte/wpe are lookups)."""
-    from microgpt.init import num_params
+    from microgpt.params import num_params
     C, L, T = config.n_embd, config.n_layer, config.block_size
     n_matmul = num_params(config) - config.vocab_size * C - T * C
     return 6 * n_matmul + 12 * L * C * T, n_matmul
@@ -133,7 +133,7 @@ def flops_per_token(config):
 def bench_cuda(args):
     import torch
 
-    from microgpt.init import num_params
+    from microgpt.params import num_params
     if not torch.cuda.is_available():
         sys.exit("error: --device cuda, but torch sees no GPU (torch.cuda.is_available() is False)")
     config, ds, weights, batch = setup(GPU_MODEL, args.batch_size)

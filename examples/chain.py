@@ -34,12 +34,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from microgpt.chat import ChatSession, evaluate_task
 from microgpt.config import EngineConfig, GPTConfig, RLConfig, RunConfig, TrainConfig
-from microgpt.conversations import write_conversations
-from microgpt.rl import RLRun
-from microgpt.run import Run
-from microgpt.sft import SFTRun
+from microgpt.data.conversations import write_conversations
+from microgpt.evaluate import evaluate_task
+from microgpt.stages.chat import ChatSession
+from microgpt.stages.pretrain import Run
+from microgpt.stages.rl import RLRun
+from microgpt.stages.sft import SFTRun
 from microgpt.tasks import get_task, make_conversations
 
 TASKS = ["add", "reverse:8", "count:8"]

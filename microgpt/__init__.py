@@ -1,24 +1,25 @@
 """microgpt: the complete GPT algorithm in dependency-free Python, and the efficiency ladder above it.
 
-    from microgpt import Run, RunConfig, GPTConfig, TrainConfig
+    from microgpt import Run, RunConfig, GPTConfig, TrainConfig, open_run
     run = Run(RunConfig(out="runs/demo", model=GPTConfig(n_embd=32), train=TrainConfig(steps=500)))
     run.train(); print(run.sample(5)); print(run.evaluate())
+    again = open_run("runs/demo")    # a saved run, to sample from or evaluate
 """
 
-__version__ = "0.2.0"
+from microgpt.errors import MicroGPTError
 
-__all__ = ["EngineConfig", "GPTConfig", "MicroGPTError", "Run", "RunConfig", "TrainConfig", "__version__"]
+__version__ = "0.3.0"
 
+__all__ = ["EngineConfig", "GPTConfig", "MicroGPTError", "RLConfig", "RLRun", "Run", "RunConfig", "SFTRun",
+           "TrainConfig", "__version__", "load_config", "open_run"]
 
-class MicroGPTError(Exception):
-    """A problem with the user's input: the CLI prints it as one line and exits non-zero."""
+_LAZY = {"Run": "microgpt.stages.pretrain", "SFTRun": "microgpt.stages.sft", "RLRun": "microgpt.stages.rl",
+         "open_run": "microgpt.stages.open", "load_config": "microgpt.checkpoint",
+         **{name: "microgpt.config" for name in ("RunConfig", "GPTConfig", "TrainConfig", "EngineConfig", "RLConfig")}}
 
 
 def __getattr__(name):  # the API, imported when first used: `import microgpt` stays instant
-    if name == "Run":
-        from microgpt.run import Run
-        return Run
-    if name in ("RunConfig", "GPTConfig", "TrainConfig", "EngineConfig"):
-        from microgpt import config
-        return getattr(config, name)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'microgpt' has no attribute {name!r}")

@@ -1,13 +1,17 @@
 """Configuration: the model, the optimisation, the engine and the run. The defaults are the
-seed's reference run. Each is a dataclass that saves to and loads from JSON with its types
-checked, so a hand-edited or hostile config.json is a clear error, not a crash later."""
+seed's reference run. Each is a frozen dataclass that saves to and loads from JSON with its
+types checked, so a hand-edited or hostile config.json is a clear error, not a crash later.
+A config never changes once made: derive another with `dataclasses.replace` (or `changed`).
+Nothing here reads or writes a file."""
 
 import math
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.jsonfile import short
+
+STAGES = ("pretrain", "sft", "rl")  # what made a run: microgpt train, sft, rl
 
 RMSNORM_EPS = 1e-5  # rmsnorm(x) = x * (mean(x^2) + RMSNORM_EPS) ** -0.5 in every engine
 INIT_STD = 0.08     # every weight starts as gauss(0, INIT_STD)
@@ -61,7 +65,7 @@ def _checked(owner, name, typ, v):
     return v
 
 
-@dataclass
+@dataclass(frozen=True)
 class GPTConfig(JSONConfig):
     vocab_size: int = 27
     n_layer: int = 1
@@ -84,7 +88,7 @@ class GPTConfig(JSONConfig):
         return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig(JSONConfig):
     steps: int = 1000
     batch_size: int = 1           # documents (or windows) per step; 1 = the seed
@@ -118,7 +122,7 @@ class TrainConfig(JSONConfig):
         return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig(JSONConfig):
     name: str = "python"            # python | numpy | torch
     graph: str = "fused"            # python engine: textbook (the seed's graph) | fused
@@ -128,7 +132,7 @@ class EngineConfig(JSONConfig):
     stats: bool = False             # python engine: measure each step's graph (nodes, edges)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RLConfig(JSONConfig):
     """Reinforcement learning on a task's reward (microgpt rl)."""
     task: typing.Optional[str] = None   # add, reverse, count, names-ending:a, names-length:6-8, ...
@@ -153,7 +157,7 @@ class RLConfig(JSONConfig):
         return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig(JSONConfig):
     """Everything a training run needs. `Run(RunConfig(...)).train()` is what `microgpt train` does."""
     out: typing.Optional[str] = None     # run directory (None: runs/<date-time>)
@@ -175,14 +179,7 @@ class RunConfig(JSONConfig):
     eval_task: typing.Optional[str] = None   # held-out accuracy on this task at every evaluation (e.g. add)
     eval_num: int = 200                  # problems (or samples) per task evaluation
     rl: RLConfig = field(default_factory=RLConfig)  # rl only
-
-    @classmethod
-    def load(cls, out):
-        """The config a run in `out` was saved with: change what you like and continue it with
-        Run(config, resume=True)."""
-        from microgpt import checkpoint
-        from microgpt.run import saved_config
-        return saved_config(checkpoint.load(out), out)
+    stage: str = "pretrain"              # pretrain (microgpt train) | sft | rl: recorded in config.json
 
     def validate(self):
         for name in ("eval_every", "eval_docs", "checkpoint_every"):
@@ -197,9 +194,25 @@ class RunConfig(JSONConfig):
         if (self.tokenizer == "bpe") != (self.vocab_size is not None):
             raise MicroGPTError("--tokenizer bpe needs --vocab-size N (and --vocab-size goes with --tokenizer bpe): "
                                 "e.g. --tokenizer bpe --vocab-size 512")
+        if self.stage not in STAGES:
+            raise MicroGPTError(f"unknown stage {self.stage!r}: use one of {', '.join(STAGES)}")
         self.model.validate()
         self.train.validate()
         return self
+
+
+def changed(config, changes):
+    """A copy of a config with fields changed by dotted path: {"train.lr": 0.1, "out": "runs/a"}."""
+    nested = {}
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            config = replace(config, **{head: value})
+    for head, sub in nested.items():
+        config = replace(config, **{head: changed(getattr(config, head), sub)})
+    return config
 
 
 def learning_rate(tc, step):

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 try:
     import fcntl

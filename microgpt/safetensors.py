@@ -16,7 +16,8 @@ import struct
 import sys
 from array import array
 
-from microgpt import MicroGPTError, jsonfile
+from microgpt import jsonfile
+from microgpt.errors import MicroGPTError
 
 DTYPES = {"F64": ("d", 8), "F32": ("f", 4)}
 MAX_HEADER = 100_000_000  # the safetensors library's own limit

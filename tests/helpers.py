@@ -81,7 +81,7 @@ def recorded_losses(run_dir):
 def reference_run(engine="python", model=None, out=None, **train):
     """The seed's reference run, set up through the API (nothing is written until it trains):
     run.ds, run.config, run.model (at its seeded initial weights), run.rng (after init)."""
-    from microgpt.run import Run
+    from microgpt.stages.pretrain import Run
     if not os.path.exists(NAMES):
         pytest.skip("names.txt not found: set MICROGPT_DATA_DIR")
     engine = engine if isinstance(engine, EngineConfig) else EngineConfig(name=engine)

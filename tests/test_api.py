@@ -27,14 +27,14 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, names_path, capsys):
 
 
 def test_resume_through_the_api(tmp_path, names_path):
-    from microgpt import GPTConfig, Run, RunConfig, TrainConfig
+    from microgpt import GPTConfig, Run, RunConfig, TrainConfig, load_config
     out = str(tmp_path / "r")
     small = dict(model=GPTConfig(n_embd=8, n_head=2), eval_every=0, quiet=True)
     straight = Run(RunConfig(out=str(tmp_path / "s"), train=TrainConfig(steps=20), **small))
     straight.train()
     first = Run(RunConfig(out=out, train=TrainConfig(steps=20), stop_after=8, **small))
     assert first.train() is False
-    cfg = RunConfig.load(out)
+    cfg = load_config(out)
     assert cfg.train.steps == 20 and cfg.model.n_embd == 8 and cfg.stop_after is None
     resumed = Run(cfg, resume=True)
     assert resumed.train() is True

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from microgpt import MicroGPTError
 from microgpt.tokenizers import from_dict
 from microgpt.tokenizers.base import BOS
-from microgpt.tokenizers.bpe import BPETokenizer, count_chunks, learn_merges, learn_merges_textbook, merge
+from microgpt.tokenizers.bpe import BPETokenizer
+from microgpt.tokenizers.bpe_learn import count_chunks, learn_merges, learn_merges_textbook, merge
 from microgpt.tokenizers.pattern import PATTERN, WHITE_SPACE, split, unicode_classes
 
 # Text from many scripts: letters with combining marks, digits of other scripts (Arabic-Indic,

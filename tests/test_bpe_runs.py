@@ -11,8 +11,9 @@ from helpers import NAMES, SHAKESPEARE, assert_one_line_error, printed_samples, 
 
 from microgpt import checkpoint
 from microgpt.config import RunConfig, TrainConfig
-from microgpt.data import read_text, split_docs
-from microgpt.run import Run
+from microgpt.data.text import split_docs
+from microgpt.files import read_text
+from microgpt.stages.pretrain import Run
 from microgpt.tokenizers.bpe import BPETokenizer
 
 BPE = ["--tokenizer", "bpe", "--vocab-size", "300"]

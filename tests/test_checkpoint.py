@@ -7,10 +7,10 @@ import random
 import pytest
 
 from microgpt import MicroGPTError, checkpoint, safetensors
+from microgpt.checkpoint import rng_state_to_json
 from microgpt.config import GPTConfig, TrainConfig
-from microgpt.data import Dataset
-from microgpt.init import init_weights
-from microgpt.run import rng_state_to_json
+from microgpt.data.text import Dataset
+from microgpt.params import init_weights
 from microgpt.tokenizers import CharTokenizer
 
 np = pytest.importorskip("numpy")
@@ -106,7 +106,7 @@ def test_validation_split_comes_from_the_end_and_keeps_the_training_order():
 
 
 def test_default_names_download_failure_says_what_to_do(monkeypatch, tmp_path):
-    from microgpt import data
+    from microgpt.data import text as data
     monkeypatch.delenv("MICROGPT_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
@@ -118,7 +118,7 @@ def test_default_names_download_failure_says_what_to_do(monkeypatch, tmp_path):
 
 
 def test_download_is_verified_and_cached(monkeypatch, tmp_path):
-    from microgpt import data
+    from microgpt.data import text as data
     names = os.path.join(os.environ["MICROGPT_DATA_DIR"], "names.txt")
     monkeypatch.delenv("MICROGPT_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -30,9 +30,12 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from microgpt import MicroGPTError, checkpoint, safetensors  # noqa: E402
+from microgpt.checkpoint import rng_state_to_json  # noqa: E402
 from microgpt.config import GPTConfig, RunConfig, TrainConfig  # noqa: E402
-from microgpt.init import init_weights  # noqa: E402
-from microgpt.run import Run, math_overflow, rng_state_to_json  # noqa: E402
+from microgpt.errors import math_overflow  # noqa: E402
+from microgpt.params import init_weights  # noqa: E402
+from microgpt.stages.open import open_run  # noqa: E402
+from microgpt.stages.pretrain import Run  # noqa: E402
 from microgpt.tokenizers.bpe import BPETokenizer  # noqa: E402
 
 FILES = ("model.safetensors", "optimizer.safetensors", "config.json", "state.json")
@@ -110,7 +113,7 @@ def open_like_sample(run_dir):
     try:
         ckpt = checkpoint.load(str(run_dir))
         assert_usable(ckpt)
-        run = Run.open(str(run_dir))
+        run = open_run(str(run_dir))
         run.sample(2)
         if ckpt.optimizer:
             run.model.set_optimizer_state(ckpt.optimizer)
@@ -682,7 +685,7 @@ def test_hostile_checkpoints_through_the_cli_are_one_line_each(bases, tmp_path):
 
 
 def test_nan_next_token_probabilities_are_one_line():
-    from microgpt.sample import pick
+    from microgpt.generate import pick
     with pytest.raises(MicroGPTError, match="diverged"):
         pick([float("nan"), 1.0, 2.0], random.Random(0), 0.5)
     assert pick([float("nan"), 1.0, 2.0], random.Random(0), 0) in (0, 1, 2)  # greedy: any, no crash

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from microgpt import MicroGPTError, checkpoint
 from microgpt.config import GPTConfig, TrainConfig, learning_rate
 from microgpt.engines import get_engine
-from microgpt.init import init_weights
+from microgpt.params import init_weights
 
 ARRAY_ENGINES = ["numpy", "torch"]
 

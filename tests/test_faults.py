@@ -13,15 +13,17 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from faultwrap import Faults, counting
 from helpers import ROOT, assert_one_line_error, printed_samples, run_cli
 
 from microgpt import MicroGPTError, checkpoint
-from microgpt import run as run_module
+from microgpt.checkpoint import load_config
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
-from microgpt.run import Run
+from microgpt.stages.pretrain import Run
+from microgpt.train import metrics as metrics_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STEPS = 6
@@ -36,9 +38,9 @@ def config(out, words, **run):
 
 
 def train(out, words, resume=False, **run):
-    cfg = RunConfig.load(str(out)) if resume else config(out, words, **run)
+    cfg = load_config(str(out)) if resume else config(out, words, **run)
     if resume:
-        cfg.quiet, cfg.stop_after = True, run.get("stop_after")
+        cfg = replace(cfg, quiet=True, stop_after=run.get("stop_after"))
     return Run(cfg, resume=resume).train()
 
 
@@ -74,9 +76,7 @@ def run_at_step_1(tmp_path, words):
     """A run saved at step 1, and a Run object that holds step 2 in memory (not yet saved)."""
     out = tmp_path / "run"
     train(out, words, stop_after=1)
-    cfg = RunConfig.load(str(out))
-    cfg.quiet = True
-    run = Run(cfg, resume=True)
+    run = Run(replace(load_config(str(out)), quiet=True), resume=True)
     run.lock.release()
     run.state["step"] = 2
     probe = tmp_path / "probe"
@@ -125,16 +125,15 @@ import sys
 sys.path[:0] = [{root!r}, {here!r}]
 from faultwrap import Faults
 from microgpt import checkpoint
-from microgpt.config import RunConfig
-from microgpt.run import Run
+from dataclasses import replace
+from microgpt.checkpoint import load_config
+from microgpt.stages.pretrain import Run
 real = checkpoint.save
 def save(*args, **kwargs):
     with Faults(at={at}, err="exit"):
         real(*args, **kwargs)
 checkpoint.save = save
-cfg = RunConfig.load({out!r})
-cfg.quiet = True
-Run(cfg, resume=True).train()  # trains step 2, and dies in its save
+Run(replace(load_config({out!r}), quiet=True), resume=True).train()  # trains step 2, and dies in its save
 """
 
 
@@ -214,7 +213,7 @@ def flaky_open(nth):
 
 def test_metrics_that_cannot_be_written(tmp_path, words, reference, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setattr(run_module, "open", flaky_open(4), raising=False)
+    monkeypatch.setattr(metrics_module, "open", flaky_open(4), raising=False)
     with pytest.raises(MicroGPTError) as e:
         train(out, words)
     assert_one_line(e.value, "metrics.jsonl", "No space left on device", "the last checkpoint is kept")
@@ -225,7 +224,7 @@ def test_metrics_that_cannot_be_written(tmp_path, words, reference, monkeypatch)
 
 
 def test_tensorboard_files_that_cannot_be_written(tmp_path, words, monkeypatch):
-    from microgpt.pictures import tensorboard
+    from microgpt.train import tensorboard
     out = tmp_path / "run"
     monkeypatch.setattr(tensorboard, "open", flaky_open(3), raising=False)
     with pytest.raises(MicroGPTError) as e:

@@ -14,9 +14,9 @@ from microgpt.config import EngineConfig, GPTConfig, learning_rate
 from microgpt.engines.python import fused, textbook
 from microgpt.engines.python.engine import Model
 from microgpt.engines.python.unrolled import accumulate_fn, dot_fn
-from microgpt.init import init_weights
+from microgpt.generate import sample_texts
+from microgpt.params import init_weights
 from microgpt.reference import Value
-from microgpt.run import sample_texts
 
 # ---------------------------------------------------------------- finite-difference checks
 

@@ -9,13 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from helpers import ROOT, assert_one_line_error, run_cli
 
 from microgpt import MicroGPTError, checkpoint, lock
+from microgpt.checkpoint import load_config
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
-from microgpt.run import Run
+from microgpt.stages.pretrain import Run
 
 TINY = ["--n-embd", "4", "--n-head", "1", "--block-size", "8", "--batch-size", "2", "--eval-every", "0"]
 
@@ -85,8 +87,7 @@ def test_the_lock_is_released_whatever_ends_the_training(tmp_path, words):
     with pytest.raises(MicroGPTError, match="already holds a run"):
         Run(cfg).train()
     lock.RunLock(cfg.out).acquire().release()  # free after each of them
-    resumed = RunConfig.load(cfg.out)
-    resumed.stop_after, resumed.quiet = 2, True
+    resumed = replace(load_config(cfg.out), stop_after=2, quiet=True)
     with pytest.raises(MicroGPTError, match="not past"):
         Run(resumed, resume=True).train()  # (a resumed run holds the lock from its start)
     lock.RunLock(cfg.out).acquire().release()

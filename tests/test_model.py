@@ -7,7 +7,7 @@ import pytest
 from microgpt.config import EngineConfig, GPTConfig, TrainConfig
 from microgpt.engines.python import textbook
 from microgpt.engines.python.engine import Model
-from microgpt.init import init_weights, num_params, param_shapes
+from microgpt.params import init_weights, num_params, param_shapes
 
 
 def test_reference_model_has_4192_parameters_in_the_seed_order():

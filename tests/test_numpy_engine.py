@@ -14,7 +14,7 @@ from microgpt.config import EngineConfig, GPTConfig  # noqa: E402
 from microgpt.engines.numpy_engine import tensor as T  # noqa: E402
 from microgpt.engines.numpy_engine.engine import Model  # noqa: E402
 from microgpt.engines.numpy_engine.model import gpt  # noqa: E402
-from microgpt.init import init_weights  # noqa: E402
+from microgpt.params import init_weights  # noqa: E402
 
 
 def grad_check(build, *arrays, seed=0, h=1e-6, tol=1e-7):

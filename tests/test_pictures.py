@@ -25,8 +25,9 @@ pytest.importorskip("matplotlib")
 from helpers import NAMES, run_cli  # noqa: E402
 
 from microgpt import MicroGPTError, checkpoint  # noqa: E402
-from microgpt.pictures import attention, curves, embeddings, report, require_matplotlib, tensorboard  # noqa: E402
+from microgpt.pictures import attention, curves, embeddings, figure_bytes, report, require_matplotlib  # noqa: E402
 from microgpt.tokenizers.char import CharTokenizer  # noqa: E402
+from microgpt.train import metrics, tensorboard  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -97,7 +98,7 @@ def test_pictures_without_matplotlib_say_which_extra(monkeypatch):
 
 
 def test_importing_microgpt_does_not_import_matplotlib():
-    code = "import microgpt.cli, microgpt.run, microgpt.pictures, sys; print('matplotlib' in sys.modules)"
+    code = "import microgpt.cli, microgpt.stages.pretrain, microgpt.pictures, sys; print('matplotlib' in sys.modules)"
     import subprocess
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__))))
@@ -455,7 +456,7 @@ def test_event_file_round_trip(tmp_path):
             w.add_image("not a png", png)
         fig_png = open(curves.plot_curves([write_metrics(tmp_path / "m", synthetic_rows(50))])[0], "rb").read()
         w.add_image("curves", fig_png, step=7)
-        w.add_figure("curves again", curves.curves_figure([("m", synthetic_rows(50))]), step=8)
+        w.add_image("curves again", figure_bytes(curves.curves_figure([("m", synthetic_rows(50))])), step=8)
         path = w.path
     assert re.fullmatch(r"events\.out\.tfevents\.\d{10}\.[^/]+\.\d+\.\d+", os.path.basename(path))
     events = tensorboard.read_events(path)
@@ -478,8 +479,8 @@ def test_event_file_round_trip(tmp_path):
 
 def test_run_metrics_to_tensorboard(run):
     rows = curves.read_metrics(run)
-    first = tensorboard.write_run_metrics(run)
-    path = tensorboard.write_run_metrics(run)  # again: replaces the first file
+    first = metrics.write_run_metrics(run)
+    path = metrics.write_run_metrics(run)  # again: replaces the first file
     assert os.listdir(os.path.join(run, "tensorboard")) == [os.path.basename(path)] != [os.path.basename(first)]
     events = tensorboard.read_events(path)[1:]
     assert [e["step"] for e in events] == [r["step"] for r in rows]
@@ -492,7 +493,7 @@ def test_run_metrics_to_tensorboard(run):
 def test_tensorboard_reads_our_event_files(tmp_path, run):
     ea_module = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     logdir = str(tmp_path / "tb")
-    tensorboard.write_run_metrics(run, logdir)
+    metrics.write_run_metrics(run, logdir)
     with tensorboard.SummaryWriter(logdir) as w:
         png = open(attention.plot_attention(run, "ava", out=str(tmp_path / "a.png"))[0], "rb").read()
         w.add_image("attention", png, 3)

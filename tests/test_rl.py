@@ -11,9 +11,9 @@ from helpers import FLOAT64, assert_one_line_error, max_abs_diff, run_cli
 from microgpt import checkpoint
 from microgpt.config import GPTConfig, TrainConfig
 from microgpt.engines import get_engine
-from microgpt.init import init_weights
-from microgpt.rl import group_advantages, policy_weights
-from microgpt.run import Run
+from microgpt.params import init_weights
+from microgpt.stages.open import open_run
+from microgpt.stages.rl import group_advantages, policy_weights
 from microgpt.tasks import get_task
 
 CONFIG = GPTConfig(vocab_size=6, n_layer=1, n_embd=8, n_head=2, block_size=8)
@@ -160,7 +160,7 @@ def test_rl_on_a_chat_task_in_every_engine(tmp_path, names_path):
     assert "scoring that task" in ev.stderr and "Traceback" not in ev.stderr
     lines = run_cli("sample", "--out", rl, "--num", "3", check=True).stdout.splitlines()
     assert len(lines) == 3 and all(" -> " in l and (l.endswith("(right)") or l.endswith("(wrong)")) for l in lines)
-    run = Run.open(str(rl))
+    run = open_run(str(rl))
     assert len(run.sample(2, prompt="1+2")) == 2 and run.evaluate()["val"]["sequences"] == 0
     questions = [q for q, _, mark in run.answers(4, temperature=0)]
     assert questions == [p.prompt for p in get_task("add:1").problems("test", 4)]

@@ -8,13 +8,14 @@ import pytest
 from helpers import FLOAT64, assert_one_line_error, run_cli
 
 from microgpt import checkpoint
-from microgpt.chat_template import CHAT_SPECIAL_TOKENS, render_conversation
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
+from microgpt.data.chat import ChatDataset, chat_tokenizer
+from microgpt.data.chat_template import CHAT_SPECIAL_TOKENS, render_conversation
 from microgpt.engines import get_engine
-from microgpt.init import init_weights
-from microgpt.run import Run
-from microgpt.sample import generate
-from microgpt.sft import ChatDataset, SFTRun, chat_tokenizer, grow_rows, masked_weights
+from microgpt.generate import generate
+from microgpt.params import grow_rows, init_weights
+from microgpt.stages.open import open_run
+from microgpt.stages.sft import SFTRun, masked_weights
 from microgpt.tokenizers import CharTokenizer
 
 SMALL = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "8",
@@ -97,7 +98,7 @@ def test_sft_from_a_run_trains_resumes_exactly_and_chats(add_data, names_path, t
 def test_sampling_a_chat_model_without_a_task_answers_validation_questions(add_data, tmp_path):
     out = tmp_path / "plain"
     run_cli("sft", "--data", add_data, *SMALL, "--eval-every", "0", "--out", out, check=True)
-    run = Run.open(str(out))
+    run = open_run(str(out))
     answered = run.answers(5, temperature=0)
     held_out = [json.loads(l)["messages"] for l in open(add_data)]
     val = run.ds.val_conversations

@@ -10,13 +10,15 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from helpers import ROOT, max_abs_diff, recorded_losses, run_cli, signal_at_step
 
 from microgpt import checkpoint
+from microgpt.checkpoint import load_config
 from microgpt.config import GPTConfig, RunConfig, TrainConfig
-from microgpt.run import Run
+from microgpt.stages.pretrain import Run
 
 STEPS = 8
 
@@ -58,23 +60,19 @@ def test_a_signal_finishes_the_step_saves_and_exits(tmp_path, words, reference, 
     assert e.value.code == 128 + sig
     assert signal.getsignal(sig) == before  # handlers are put back
     assert checkpoint.load(str(out)).step == 4  # the step in progress (4th) was finished, then saved
-    cfg = RunConfig.load(str(out))
-    cfg.quiet = True
-    Run(cfg, resume=True).train()  # (the lock was released: this would be refused otherwise)
+    # (the lock was released: this would be refused otherwise)
+    Run(replace(load_config(str(out)), quiet=True), resume=True).train()
     got = checkpoint.load(str(out))
     assert got.weights == reference.weights and got.optimizer == reference.optimizer
 
 
 def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_last_checkpoint(tmp_path, words):
     out = tmp_path / "run"
-    cfg = config(out, words)
-    cfg.checkpoint_every = 1
+    cfg = replace(config(out, words), checkpoint_every=1)
     with pytest.raises(KeyboardInterrupt):
         SignalledAt(cfg, at=3, signals=[signal.SIGINT, signal.SIGINT]).train()
     assert checkpoint.load(str(out)).step == 3  # the last periodic save; the step in progress is dropped
-    cfg = RunConfig.load(str(out))
-    cfg.quiet = True
-    assert Run(cfg, resume=True).train()
+    assert Run(replace(load_config(str(out)), quiet=True), resume=True).train()
 
 
 def test_ctrl_c_through_the_cli_prints_the_resume_hint(tmp_path, words):

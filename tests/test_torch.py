@@ -14,7 +14,7 @@ from helpers import ROOT, assert_one_line_error, max_abs_diff, recorded_losses, 
 
 from microgpt import checkpoint
 from microgpt.config import EngineConfig, GPTConfig
-from microgpt.init import init_weights, param_shapes
+from microgpt.params import init_weights, param_shapes
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")

@@ -13,7 +13,7 @@ never asks which engine it runs: an engine that cannot do it refuses in `setup_d
 
 import os
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 
 class Model:

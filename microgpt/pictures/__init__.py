@@ -9,7 +9,7 @@ backend is left alone. Saving a Figure picks the Agg renderer (PNG) or the SVG o
 import io
 import os
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 DPI = 110          # figures are 6-8 inches wide: ~700-900 pixels, right for a README
 PLOT_EXTRA = "pip install 'microgpt[plot]'"
@@ -34,7 +34,7 @@ def figure_bytes(fig, fmt="png"):
 def write_file(path, raw):
     """Write bytes atomically (a crash never leaves half a file), readable as any new file of the
     user is (the umask); a full disk or a read-only folder is one line, not a traceback."""
-    from microgpt.data import atomic_write_bytes
+    from microgpt.files import atomic_write_bytes
     try:
         atomic_write_bytes(path, raw)
     except OSError as e:

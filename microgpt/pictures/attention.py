@@ -8,8 +8,8 @@ position j <= i. Positions after the query (j > i) are hidden by the causal mask
 
 import os
 
-from microgpt import MicroGPTError
 from microgpt.config import EngineConfig
+from microgpt.errors import MicroGPTError
 from microgpt.pictures import PLOT_EXTRA, require_matplotlib, save_figure
 
 
@@ -111,8 +111,8 @@ def conversation_ids(model, tokenizer, block_size, question):
     both (the reply greedy, as far as block_size allows) and a title "question -> reply"."""
     import random
 
-    from microgpt.chat import replies
-    from microgpt.chat_template import ASSISTANT_END, render_prompt
+    from microgpt.data.chat_template import ASSISTANT_END, render_prompt
+    from microgpt.evaluate import replies
     prompt = render_prompt(tokenizer, [{"role": "user", "content": question}])
     if len(prompt) > block_size:
         raise MicroGPTError(f"{question!r} is {len(prompt)} tokens with the chat template, more than the "

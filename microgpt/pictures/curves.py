@@ -9,37 +9,16 @@ Panels, top to bottom, each only where some run has the numbers:
 All panels share the x axis: step, training tokens (`tokens`) or time (`elapsed`).
 """
 
-import json
 import math
 import os
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.pictures import require_matplotlib, save_figure
+from microgpt.train.metrics import cumulative_elapsed, read_metrics  # (also what curves.read_metrics means)
 
 MAX_POINTS = 150       # at most this many train-loss windows per curve
 MIN_WINDOW_STEPS = 10  # and each window the mean of at least this many steps (see train_windows)
 X_MODES = ("step", "tokens", "time")
-
-
-def read_metrics(run_dir):
-    """The rows of a run's metrics.jsonl, one dict per logged step. A half-written last line (the
-    run is still training) is skipped; any other bad line is an error naming the file."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        raise MicroGPTError(f"no metrics.jsonl in {run_dir}: train a run there first")
-    with open(path, "rb") as f:
-        lines = [l for l in f.read().decode("utf-8", errors="replace").split("\n") if l.strip()]
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):  # (RecursionError: nested deeper than the stack)
-            if i == len(lines) - 1:
-                break
-            raise MicroGPTError(f"{path} line {i + 1} is not JSON: the metrics file is corrupt") from None
-        if isinstance(row, dict) and "step" in row:
-            rows.append(row)
-    return rows
 
 
 def run_names(run_dirs):
@@ -53,19 +32,6 @@ def run_names(run_dirs):
 
 def _finite(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def cumulative_elapsed(rows):
-    """Seconds since the run began, per row. A resumed run's clock restarts at 0; each restart
-    continues from where the previous part ended, so time only moves forward."""
-    out, offset, prev = [], 0.0, 0.0
-    for r in rows:
-        t = float(r.get("elapsed", prev - offset) or 0.0)
-        if t + offset < prev:        # the clock went back: a resume
-            offset = prev
-        out.append(t + offset)
-        prev = t + offset
-    return out
 
 
 def x_axis(runs, x):

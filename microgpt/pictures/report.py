@@ -7,59 +7,17 @@ fetch, and a Content-Security-Policy tells the browser to load nothing from anyw
 piece of text that comes from outside (file names, samples, tokens, results) is HTML-escaped.
 """
 
-import base64
-import html
 import math
 import os
-import random
 import shlex
 import statistics
 import time
 
-from microgpt import MicroGPTError, __version__, checkpoint
+from microgpt import __version__
 from microgpt.config import GPTConfig, TrainConfig
-
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-STYLE = """
-:root { --ink: #1d2330; --muted: #5b6475; --line: #e3e6ec; --soft: #f6f7f9; --accent: #2f6fde; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fff;
-       font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 980px; margin: 0 auto; padding: 28px 22px 60px; }
-header { border-bottom: 2px solid var(--ink); padding-bottom: 10px; margin-bottom: 8px; }
-h1 { font-size: 26px; margin: 0; word-break: break-all; }
-.sub { color: var(--muted); font-size: 13px; }
-h2 { font-size: 18px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
-.card { background: var(--soft); border: 1px solid var(--line); border-radius: 8px; padding: 9px 12px; }
-.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .v { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; word-break: break-all; }
-.card .n { color: var(--muted); font-size: 12px; }
-pre { background: #10141c; color: #e8ecf3; padding: 12px 14px; border-radius: 8px; overflow-x: auto;
-      font: 13px/1.45 ui-monospace, "SF Mono", Menlo, Consolas, monospace; white-space: pre-wrap;
-      word-break: break-all; }
-table { border-collapse: collapse; font-size: 14px; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 4px 14px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { color: var(--muted); font-weight: 600; }
-.tables { display: flex; flex-wrap: wrap; gap: 40px; }
-.tables h3 { font-size: 14px; margin: 0 0 4px; }
-figure { margin: 8px 0 22px; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
-figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; max-width: 820px; }
-.samples { columns: 3 190px; column-gap: 24px; font-family: ui-monospace, Menlo, Consolas, monospace; }
-.samples div { break-inside: avoid; padding: 2px 0; }
-.mark { display: inline-block; min-width: 44px; text-align: center; font: 600 11px/1.6 sans-serif;
-        border-radius: 9px; padding: 0 6px; margin-right: 8px; }
-.mark-new { background: #dff5e3; color: #17692b; }
-.mark-train { background: #fde8cf; color: #8a4b00; }
-.mark-val { background: #e2ebfb; color: #1e4fa8; }
-.mark-other { background: var(--line); color: var(--muted); }
-.mark-right { background: #dff5e3; color: #17692b; }
-.mark-wrong { background: #fbe2e2; color: #a11d1d; }
-.note { color: var(--muted); font-size: 13px; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-"""
+from microgpt.errors import MicroGPTError
+from microgpt.pictures.page import CSP, MARKS, STYLE, card, duration, esc, figure, num, table
+from microgpt.stages.open import OpenRun, open_run
 
 FLAGS = {  # TrainConfig / GPTConfig field -> `microgpt train` option
     "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
@@ -67,31 +25,6 @@ FLAGS = {  # TrainConfig / GPTConfig field -> `microgpt train` option
     "seed": "--seed", "val_frac": "--val-frac", "data_mode": "--data-mode",
     "n_layer": "--n-layer", "n_embd": "--n-embd", "n_head": "--n-head", "block_size": "--block-size",
 }
-
-
-MARKS = ("new", "train", "val", "right", "wrong")  # the sample marks with a colour of their own
-
-
-def esc(value):
-    return html.escape(str(value), quote=True)
-
-
-def _num(v, digits=4):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if not math.isfinite(v):
-        return str(v)
-    return f"{v:.{digits}f}" if 1e-3 <= abs(v) < 1e5 or v == 0 else f"{v:.3g}"
-
-
-def _duration(seconds):
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
 
 
 def reproduce_command(run_dir, ckpt):
@@ -116,28 +49,6 @@ def reproduce_command(run_dir, ckpt):
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
-def _img(png, alt):
-    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{esc(alt)}">'
-
-
-def _figure(png, alt, caption):
-    return f"<figure>{_img(png, alt)}<figcaption>{caption}</figcaption></figure>"
-
-
-def _table(rows, head=None):
-    out = ["<table>"]
-    if head:
-        out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    return "".join(out) + "</table>"
-
-
-def _card(key, value, note=""):
-    return (f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{esc(value)}</div>'
-            + (f'<div class="n">{esc(note)}</div>' if note else "") + "</div>")
-
-
 def _last(rows, key):
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
             and math.isfinite(r[key])]
@@ -155,29 +66,25 @@ def describe_tokenizer(tok):
     return f"{kind}: {tok.vocab_size} tokens"
 
 
-def _attention_sequences(ckpt, model, texts, samples, n):
+def _attention_sequences(run, model, texts, samples, n):
     """[(title text, ids)] to draw: the given texts, else the first validation documents of the
     run's data (else of its samples). Long ones are cut to block_size. A chat model's texts are
     questions, drawn with the model's replies."""
     from microgpt.pictures.attention import conversation_ids, sequence_ids
-    tok, block = ckpt.tokenizer, ckpt.config.block_size
-    bos = ckpt.train.data_mode == "docs"
-    if ckpt.train.data_mode == "chat":
+    tok, block = run.tokenizer, run.config.block_size
+    bos = run.cfg.train.data_mode == "docs"
+    if run.cfg.train.data_mode == "chat":
         return [conversation_ids(model, tok, block, t) for t in (texts or [])[:n]]
     if texts:
         return [(t, sequence_ids(tok, t, block, bos)) for t in texts]
     out = []
     try:
-        from microgpt.data import Dataset, read_data
-        tc = ckpt.train
-        data = (ckpt.raw_config.get("data") or {})
-        text = read_data(None if data.get("default") else data.get("path")).text
-        ds = Dataset(text, tc.data_mode, block, tc.val_frac, random.Random(tc.seed), tokenizer=tok)
+        val = run.ds.val
         if bos:
-            docs = ds.val[:n]
+            docs = val[:n]
         else:
             width = min(block, 24)  # continuous text: windows short enough to label every token
-            docs = [ds.val[i * width:(i + 1) * width] for i in range(n) if len(ds.val) >= (i + 1) * width]
+            docs = [val[i * width:(i + 1) * width] for i in range(n) if len(val) >= (i + 1) * width]
         for doc in docs:
             ids = (([tok.BOS] if bos else []) + list(doc))[:block]
             out.append((tok.decode(ids), ids))
@@ -192,16 +99,17 @@ def _attention_sequences(ckpt, model, texts, samples, n):
     return out
 
 
-def build_report(run_dir, *, samples=None, eval_results=None, command=None, attention_texts=None,
+def build_report(run, *, samples=None, eval_results=None, command=None, attention_texts=None,
                  n_attention=2, out=None):
-    """Write RUN/report.html (or `out`) and return its path.
+    """Write RUN/report.html (or `out`) and return its path. run: a run folder, or the run opened
+    (microgpt.stages.open.open_run), so its checkpoint is read once.
 
     samples: [(text, mark)], mark "train" | "val" | "new" (or any word), as `microgpt sample` marks them.
     eval_results: {name: value} or [(name, value)] (e.g. pass@k of a task), shown as a table.
     command: the command that trained the run (default: rebuilt from the checkpoint).
     attention_texts: texts whose attention to draw (default: the first n_attention validation docs).
     """
-    from microgpt.init import num_params
+    from microgpt.params import num_params
     from microgpt.pictures import figure_bytes, write_file
     from microgpt.pictures.attention import (
         attention_figure,
@@ -219,8 +127,9 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
         train_windows,
     )
     from microgpt.pictures.embeddings import embeddings_figure_of
-    run_dir = os.fspath(run_dir)
-    ckpt = checkpoint.load(run_dir, with_optimizer=False)
+    if not isinstance(run, OpenRun):
+        run = open_run(os.fspath(run))
+    run_dir, ckpt = run.out, run.checkpoint
     name = run_names([run_dir])[0]
     try:
         rows = read_metrics(run_dir)
@@ -238,38 +147,38 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     final_val, final_bpb, tokens = _last(rows, "val_loss"), _last(rows, "val_bpb"), _last(rows, "tokens")
     data_path = (raw.get("data") or {}).get("path")
     engine = ckpt.engine.name + (f" ({ckpt.engine.dtype})" if ckpt.engine.dtype else "")
-    rl = (raw.get("run") or {}).get("rl") or {}  # (checked when the checkpoint was loaded)
-    rl_task = rl.get("task")
+    rl = run.cfg.rl
+    rl_task = rl.task if run.stage == "rl" else None
 
-    if tc.data_mode == "chat" and not data_path:  # rl on a chat task: it draws problems, it reads no file
-        data = _card("data", "none", "an rl run on a task: fresh problems every step")
+    if not run.reads_data:  # rl on a chat task: it draws problems, it reads no file
+        data = card("data", "none", "an rl run on a task: fresh problems every step")
     else:
-        data = _card("data", os.path.basename(data_path) if data_path else "names.txt",
+        data = card("data", os.path.basename(data_path) if data_path else "names.txt",
                      (data_path or "the default names data set") + f"; {tc.data_mode} mode")
 
     parts = []
-    cards = [_card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
+    cards = [card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
                                                          f"{cfg.n_head} heads, block {cfg.block_size}"),
-             _card("engine", engine),
-             _card("tokenizer", f"{cfg.vocab_size} tokens", describe_tokenizer(ckpt.tokenizer)),
+             card("engine", engine),
+             card("tokenizer", f"{cfg.vocab_size} tokens", describe_tokenizer(ckpt.tokenizer)),
              data,
-             _card("steps", f"{step:,}", f"of {tc.steps:,}; " + (f"{rl.get('prompts')} problems \u00d7 "
-                   f"{rl.get('group_size')} answers" if rl_task else f"batch {tc.batch_size}"))]
+             card("steps", f"{step:,}", f"of {tc.steps:,}; " + (f"{rl.prompts} problems \u00d7 "
+                   f"{rl.group_size} answers" if rl_task else f"batch {tc.batch_size}"))]
     if rl_task:
-        cards.append(_card("rl task", rl_task, f"temperature {rl.get('temperature')}, kl {rl.get('kl')}"
-                           + (", std-normalised" if rl.get("std_normalize") else "")))
+        cards.append(card("rl task", rl_task, f"temperature {rl.temperature}, kl {rl.kl}"
+                           + (", std-normalised" if rl.std_normalize else "")))
     if final_train is not None:
-        cards.append(_card("train loss", _num(final_train), "nats / token, last window"))
+        cards.append(card("train loss", num(final_train), "nats / token, last window"))
     if final_val is not None:
-        cards.append(_card("val loss", _num(final_val), "nats / token"))
+        cards.append(card("val loss", num(final_val), "nats / token"))
     if final_bpb is not None:
-        cards.append(_card("val bits / byte", _num(final_bpb)))
+        cards.append(card("val bits / byte", num(final_bpb)))
     if seconds is not None:
-        cards.append(_card("training time", _duration(seconds), "wall clock, evaluation included"))
+        cards.append(card("training time", duration(seconds), "wall clock, evaluation included"))
     if tokens_per_s is not None:
-        cards.append(_card("throughput", f"{tokens_per_s:,.0f} tok/s", "median over logged windows"))
+        cards.append(card("throughput", f"{tokens_per_s:,.0f} tok/s", "median over logged windows"))
     if tokens is not None:
-        cards.append(_card("tokens seen", f"{int(tokens):,}"))
+        cards.append(card("tokens seen", f"{int(tokens):,}"))
     parts.append(f'<section><div class="cards">{"".join(cards)}</div></section>')
 
     rebuilt = command is None and not raw.get("command")
@@ -282,8 +191,8 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     model_rows = [(k, v) for k, v in cfg.to_dict().items()] + [("parameters", f"{num_params(cfg):,}")]
     train_rows = [(k, v) for k, v in tc.to_dict().items()]
     parts.append('<section><h2>Configuration</h2><div class="tables">'
-                 f'<div><h3>model</h3>{_table(model_rows)}</div>'
-                 f'<div><h3>training</h3>{_table(train_rows)}</div></div></section>')
+                 f'<div><h3>model</h3>{table(model_rows)}</div>'
+                 f'<div><h3>training</h3>{table(train_rows)}</div></div></section>')
 
     if rows:
         fig = curves_figure([(name, rows)])
@@ -304,23 +213,23 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
         if "learning rate" in panels:
             says.append("Below, the learning rate schedule.")
         parts.append("<section><h2>Training curves</h2>"
-                     + _figure(figure_bytes(fig), f"training curves of {name}", " ".join(says)) + "</section>")
+                     + figure(figure_bytes(fig), f"training curves of {name}", " ".join(says)) + "</section>")
 
     model = numpy_model(ckpt)
-    seqs = _attention_sequences(ckpt, model, attention_texts, samples, n_attention)
+    seqs = _attention_sequences(run, model, attention_texts, samples, n_attention)
     if seqs:
         figs = []
         for text, ids in seqs:
             labels = token_labels(ckpt.tokenizer, ids)
             png = figure_bytes(attention_figure(attention_maps(model, ids), labels, attention_title(text, cfg)))
-            figs.append(_figure(png, f"attention of {text}",
+            figs.append(figure(png, f"attention of {text}",
                                 f"Attention of {esc(repr(text))}: in each panel (one per layer and head) row i "
                                 "shows how the token at position i shares its attention among itself and the "
                                 "tokens before it; each row sums to 1 and later tokens (blank) are hidden."))
         parts.append("<section><h2>Attention</h2>" + "".join(figs) + "</section>")
 
     png = figure_bytes(embeddings_figure_of(ckpt, name))
-    parts.append("<section><h2>Embeddings</h2>" + _figure(
+    parts.append("<section><h2>Embeddings</h2>" + figure(
         png, f"embeddings of {name}",
         "Left: every token's learned vector, projected onto the two directions along which the vectors "
         "differ most (PCA); tokens the model uses alike sit close together. Right: how similar the "
@@ -348,18 +257,18 @@ def build_report(run_dir, *, samples=None, eval_results=None, command=None, atte
     if final_bpb is not None:
         results.append(("val bits per byte (last logged)", final_bpb))
     if results:
-        parts.append("<section><h2>Evaluation</h2>" + _table([(k, _num(v)) for k, v in results],
+        parts.append("<section><h2>Evaluation</h2>" + table([(k, num(v)) for k, v in results],
                                                               head=("metric", "value")) + "</section>")
 
     if rows:
-        timing = [("training time (wall clock)", _duration(seconds) if seconds is not None else "?"),
+        timing = [("training time (wall clock)", duration(seconds) if seconds is not None else "?"),
                   ("steps", f"{step:,}")]
         if seconds:
             timing.append(("steps per second", f"{step / seconds:,.2f}"))
         if speeds:
             timing += [("tokens per second, median", f"{statistics.median(speeds):,.0f}"),
                        ("tokens per second, best window", f"{max(speeds):,.0f}")]
-        parts.append("<section><h2>Time and throughput</h2>" + _table(timing)
+        parts.append("<section><h2>Time and throughput</h2>" + table(timing)
                      + '<p class="note">Tokens per second count training steps only, not evaluation.</p></section>')
 
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -11,7 +11,7 @@ seed's names model writes. See base.py for how train and test are kept apart.
 
 import re
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.tasks.add import MAX_DIGITS, Add
 from microgpt.tasks.base import SPLITS, TEST_PERCENT, Problem, Task, make_conversations, split_of
 from microgpt.tasks.count import Count

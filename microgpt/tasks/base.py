@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Optional
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 SPLITS = ("train", "test")
 TEST_PERCENT = 10  # share of every task's problems that belong to the test split
@@ -167,7 +167,8 @@ _names_cache = {}
 
 def default_words():
     """The names of the names data set (found as `microgpt train` finds it), read once."""
-    from microgpt.data import default_names_path, read_text, split_docs
+    from microgpt.data.text import default_names_path, split_docs
+    from microgpt.files import read_text
     path = default_names_path()
     if path not in _names_cache:
         _names_cache[path] = split_docs(read_text(path))

@@ -6,7 +6,7 @@ same seed, and keeps its own split, so the mixture's splits never overlap either
 of a problem is its own task's: the mixture looks the task up by `problem.task`.
 """
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.tasks.base import Task, check_num, check_split
 
 

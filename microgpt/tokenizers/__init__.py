@@ -6,7 +6,7 @@ is a ValueError that the caller turns into a one-line message naming the file.
 
 import json
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.tokenizers.base import BOS, Tokenizer
 from microgpt.tokenizers.char import CharTokenizer
 
@@ -42,7 +42,7 @@ def load_file(path):
 
 
 def save_file(tokenizer, path):
-    from microgpt.data import atomic_write_bytes
+    from microgpt.files import atomic_write_bytes
     try:
         atomic_write_bytes(path, (json.dumps(tokenizer.to_dict()) + "\n").encode())
     except OSError as e:

@@ -8,7 +8,7 @@ who types "<|bos|>" gets those seven characters, not the token.
 
 import re
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 BOS = "<|bos|>"  # Beginning (and end) Of Sequence: every tokenizer has it
 

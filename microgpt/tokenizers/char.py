@@ -7,7 +7,7 @@ saw) take the next free ids, so every id a trained model knows keeps its meaning
 have their ids, and the characters fill the remaining ids in order.
 """
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.tokenizers.base import BOS, Tokenizer, check_special_tokens
 
 

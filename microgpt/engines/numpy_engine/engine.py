@@ -2,23 +2,19 @@
 
 import numpy as np
 
-from microgpt import MicroGPTError
 from microgpt.batching import pad_batch
-from microgpt.engines import base
+from microgpt.engines import base, dtype_name
 from microgpt.engines.numpy_engine.model import gpt, loss
 from microgpt.engines.numpy_engine.optim import Adam
 from microgpt.engines.numpy_engine.tensor import Tensor, dropout, log_softmax
-from microgpt.init import num_params, param_slices
+from microgpt.params import num_params, param_slices
 
 DTYPES = {"float64": "F64", "float32": "F32"}
 
 
 class Model(base.Model):
     def __init__(self, config, weights, options):
-        dtype = options.dtype or "float64"
-        if dtype not in DTYPES:
-            raise MicroGPTError(f"the numpy engine computes in float64 or float32, not {dtype!r}: "
-                                f"pass --dtype float64 or --dtype float32")
+        dtype = dtype_name("numpy", options.dtype)
         self.config, self.dtype, self.safetensors_dtype = config, np.dtype(dtype), DTYPES[dtype]
         self.description = dtype
         # every parameter is a view into one flat array, so Adam updates them all in one go

@@ -3,11 +3,11 @@
 import contextlib
 import gc
 
-from microgpt import MicroGPTError
-from microgpt.engines import base
+from microgpt.engines import base, dtype_name
 from microgpt.engines.python import fused, textbook
 from microgpt.engines.python.optim import Adam
-from microgpt.init import param_slices
+from microgpt.errors import MicroGPTError
+from microgpt.params import param_slices
 from microgpt.reference import Value
 
 GRAPHS = {"textbook": textbook, "fused": fused}  # the same API: loss, backward, token_losses, gpt
@@ -17,9 +17,7 @@ NO_DROPOUT = ("the python engine trains without dropout (the seed has none): "
 
 class Model(base.Model):
     def __init__(self, config, weights, options):
-        if options.dtype not in (None, "float64"):
-            raise MicroGPTError(f"the python engine computes in Python floats (float64), not {options.dtype}: "
-                                f"drop --dtype, or use --engine numpy or torch")
+        dtype_name("python", options.dtype)  # (Python floats: float64, the only one it has)
         if options.graph not in GRAPHS:
             raise MicroGPTError(f"unknown graph {options.graph!r}: use textbook or fused")
         self.config, self.graph, self.stats = config, GRAPHS[options.graph], options.stats

@@ -8,14 +8,15 @@ import os
 
 import torch
 
-from microgpt import MicroGPTError
+from microgpt.engines import dtype_name
+from microgpt.errors import MicroGPTError
 
-# --dtype -> (dtype of the weights, dtype of autocast or None)
+# --dtype (as microgpt.engines names it) -> (dtype of the weights, dtype of autocast or None)
 DTYPES = {
-    "float32": (torch.float32, None), "fp32": (torch.float32, None),
-    "float64": (torch.float64, None), "fp64": (torch.float64, None),
+    "float32": (torch.float32, None),
+    "float64": (torch.float64, None),
     # bf16: weights, gradients and Adam stay float32; matmuls run in bfloat16 (autocast)
-    "bf16": (torch.float32, torch.bfloat16), "bfloat16": (torch.float32, torch.bfloat16),
+    "bf16": (torch.float32, torch.bfloat16),
 }
 
 
@@ -51,9 +52,7 @@ def resolve_device(name, distributed=False):
 
 def resolve_dtype(name, device):
     """--dtype (default float32) -> (weight dtype, autocast dtype or None), checked against the device."""
-    name = name or "float32"
-    if name not in DTYPES:
-        raise MicroGPTError(f"unknown --dtype {name!r} for the torch engine: use float32, float64 or bf16")
+    name = dtype_name("torch", name)
     weight_dtype, autocast = DTYPES[name]
     if autocast is not None and device.type != "cuda":
         raise MicroGPTError(f"--dtype {name} (bf16 autocast) needs --device cuda: use float32 on {device.type}")

@@ -13,8 +13,8 @@ import os
 import torch
 import torch.distributed as dist
 
-from microgpt import MicroGPTError
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
+from microgpt.errors import MicroGPTError
 
 
 def setup_distributed(options):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from microgpt.batching import pad_batch
-from microgpt.engines import base
+from microgpt.engines import base, dtype_name
 from microgpt.engines.torch_engine import distributed
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
 from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, world_size
@@ -27,7 +27,7 @@ class Model(base.Model):
         self.device = resolve_device(options.device, distributed=is_distributed())
         self.dtype, self.autocast_dtype = resolve_dtype(options.dtype, self.device)
         self.safetensors_dtype = "F64" if self.dtype == torch.float64 else "F32"
-        self.description = f"{self.device}, {options.dtype or 'float32'}"
+        self.description = f"{self.device}, {dtype_name('torch', options.dtype)}"
         self.world_size = world_size()
         self.rank = torch.distributed.get_rank() if is_distributed() else 0
 

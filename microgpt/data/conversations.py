@@ -16,8 +16,8 @@ The chat template (chat_template.py) turns a conversation into tokens and a loss
 
 import json
 
-from microgpt import MicroGPTError
-from microgpt.data import atomic_write_bytes, read_bytes
+from microgpt.errors import MicroGPTError
+from microgpt.files import atomic_write_bytes, read_bytes
 
 ROLES = ("system", "user", "assistant")
 SHAPE = '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
@@ -74,7 +74,11 @@ def check_conversation(conversation, last="assistant", where="conversation"):
 def read_conversations(path, last="assistant"):
     """Every conversation of a JSONL file, each checked; the first bad line is a MicroGPTError
     naming the file, the line number and what is wrong with it."""
-    raw = read_bytes(path, "conversations file")
+    return parse_conversations(read_bytes(path, "conversations file"), path, last)
+
+
+def parse_conversations(raw, path, last="assistant"):
+    """read_conversations of a file's bytes, already read (`path` names it in errors)."""
     try:
         text = raw.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not an error
     except UnicodeDecodeError as e:

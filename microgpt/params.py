@@ -40,3 +40,13 @@ def init_weights(config, rng, std=INIT_STD):
     return {name: [[rng.gauss(0, std) for _ in range(n_in)] for _ in range(n_out)]
             for name, (n_out, n_in) in param_shapes(config)}
 
+
+def grow_rows(weights, config, rng, std=INIT_STD):
+    """wte and lm_head with a fresh row (gauss(0, std), drawn from rng) for every id from their
+    old length up to config.vocab_size; every other matrix, and every old row, as it was."""
+    out = dict(weights)
+    for name in ("wte", "lm_head"):
+        rows = [list(r) for r in weights[name]]
+        rows += [[rng.gauss(0, std) for _ in range(config.n_embd)] for _ in range(config.vocab_size - len(rows))]
+        out[name] = rows
+    return out

@@ -1,17 +1,42 @@
-"""Talking to a model: replies through the chat template, accuracy on a task, and a chat session.
+"""Measuring a model: its loss and bits per byte over a split of data, the replies it gives to
+prompts (many at once), and its accuracy on a task's held-out problems (pass@k).
 
-A chat model answers a conversation rendered with the template (chat_template.py): the
+A chat model answers a conversation rendered with the template (data/chat_template.py): the
 conversation so far, then <|assistant_start|>; it writes its reply and <|assistant_end|>.
-Many prompts are answered at once (sample.generate advances them together, one model call
-per position), which is what evaluation and RL need. A names model (no template) is sampled
-from BOS, as the seed samples.
+Many prompts are answered at once (generate advances them together, one model call per
+position), which is what evaluation and RL need. A names model (no template) is sampled from
+BOS, as the seed samples.
 """
 
-import codecs
+import math
 
-from microgpt import MicroGPTError
-from microgpt.chat_template import ASSISTANT_END, render_prompt
-from microgpt.sample import generate
+from microgpt.data.chat_template import ASSISTANT_END, render_prompt
+from microgpt.data.text import target_bytes
+from microgpt.errors import math_overflow
+from microgpt.generate import generate
+
+
+def split_loss(model, tokenizer, pairs, batch_size=64):
+    """The mean loss per target token (nats) and bits per byte over (tokens, mask) pairs: every
+    target counts where mask is None, else only those with mask 1 (an assistant's tokens)."""
+    total, n, nbytes = 0.0, 0, 0
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i:i + batch_size]
+        try:
+            batch_losses = model.token_losses([s for s, _ in chunk])
+        except (OverflowError, ValueError) as e:
+            if not math_overflow(e):
+                raise
+            batch_losses = [[math.inf] * (len(s) - 1) for s, _ in chunk]
+        for losses, (seq, mask) in zip(batch_losses, chunk):
+            for t, loss in enumerate(losses):
+                if mask is None or mask[t + 1]:
+                    total += loss
+                    n += 1
+                    nbytes += target_bytes(tokenizer, seq[t + 1])
+    return {"loss": total / n if n else float("nan"),
+            "bpb": total / math.log(2) / nbytes if nbytes else float("nan"),
+            "tokens": n, "sequences": len(pairs)}
 
 
 def replies(model, tokenizer, block_size, prompts, rng, temperature=0.0, top_k=0, max_new_tokens=None,
@@ -69,42 +94,3 @@ def evaluate_task(model, tokenizer, block_size, task, num, rng, samples=1, tempe
         result[f"pass@{k}"] = sum(any(ok[j * k:(j + 1) * k]) for j in range(num)) / num
         result["sample_accuracy"] = sum(ok) / len(ok)
     return result
-
-
-class ChatSession:
-    """One conversation with a chat model: say() sends a user message and returns the reply,
-    streamed through `on_text` as it is generated; reset() starts over. When the conversation
-    outgrows the model's context, the oldest turns are left out of what it reads."""
-
-    def __init__(self, model, tokenizer, block_size, rng, temperature=0.8, top_k=0, on_text=None):
-        self.model, self.tokenizer, self.block_size, self.rng = model, tokenizer, block_size, rng
-        self.temperature, self.top_k, self.on_text = temperature, top_k, on_text
-        self.messages = []
-
-    def reset(self):
-        self.messages = []
-
-    def say(self, text):
-        tok = self.tokenizer
-        tok.encode(text)  # a character a char tokenizer cannot read is an error before anything changes
-        messages = self.messages + [{"role": "user", "content": text}]
-        start = 0
-        prompt = render_prompt(tok, messages)
-        while len(prompt) >= self.block_size and start + 2 < len(messages):
-            start += 2  # leave out the oldest exchange (a user message and its reply)
-            prompt = render_prompt(tok, messages[start:])
-        if len(prompt) >= self.block_size:
-            raise MicroGPTError(f"this message takes {len(prompt)} tokens with the chat template, and the model "
-                                f"reads {self.block_size}: say something shorter")
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a token may end inside a character
-
-        def stream(row, token_id):
-            piece = decoder.decode(tok.token_bytes(token_id))
-            if piece and self.on_text:
-                self.on_text(piece)
-
-        ids = replies(self.model, tok, self.block_size, [prompt], self.rng, self.temperature, self.top_k,
-                      on_token=stream)[0]
-        reply = tok.decode(ids)
-        self.messages = messages + [{"role": "assistant", "content": reply}]
-        return reply

@@ -1,4 +1,4 @@
-"""Reinforcement learning on rewards that can be checked: the model samples answers, the task
+"""Stage 3, reinforcement learning (`microgpt rl`) on rewards that can be checked: the model samples answers, the task
 scores them, and the policy gradient makes the good ones likelier.
 
     microgpt rl --from runs/names --task names-ending:a --out runs/rl-a            # the seed's model
@@ -22,17 +22,49 @@ the training data): what a KL penalty protects.
 import math
 import os
 import random
+from dataclasses import replace
 
-from microgpt import MicroGPTError, checkpoint, safetensors
-from microgpt.chat import evaluate_task
-from microgpt.chat_template import ASSISTANT_END, ASSISTANT_START, render_prompt
-from microgpt.data import Dataset, atomic_write_bytes, read_data
-from microgpt.init import param_shapes
-from microgpt.run import Run
-from microgpt.sample import generate
+from microgpt import checkpoint, safetensors
+from microgpt.data.chat_template import ASSISTANT_END, ASSISTANT_START, render_prompt
+from microgpt.data.text import Dataset, read_data
+from microgpt.errors import MicroGPTError
+from microgpt.evaluate import evaluate_task
+from microgpt.files import atomic_write_bytes
+from microgpt.generate import generate
+from microgpt.params import param_shapes
+from microgpt.stages.pretrain import Run
 from microgpt.tasks import get_task
 
 REFERENCE = "reference.safetensors"  # in the run directory: the starting weights, for the KL penalty
+
+
+def prepare(config, base=None):
+    """The config of an RL run: from `base` (a Checkpoint, the run it starts from) its model, its
+    data mode and, for names tasks, its data (so "new" means not among the names it learnt)."""
+    config.rl.validate()
+    task = get_task(config.rl.task)
+    config = replace(config, stage="rl")
+    if base is None:
+        return config
+    if not task.chat and base.train.data_mode != "docs":
+        raise MicroGPTError(f"{config.init_from} was not trained on documents: names tasks need a model "
+                            f"that samples one name after BOS")
+    return replace(config, model=base.config, train=replace(config.train, data_mode=base.train.data_mode),
+                   data=None if task.chat else base.run_config.data)
+
+
+def dataset(cfg, data, tokenizer, split=None):
+    """Names tasks: the names, split as `split` (a TrainConfig: the base run's, so that "new" means
+    not among the names it learnt from; else the run's own) splits them. Chat tasks: problems."""
+    if data is None:
+        return Problems(tokenizer)
+    split = split or cfg.train
+    return Dataset(data.text, "docs", cfg.model.block_size, split.val_frac, random.Random(split.seed),
+                   tokenizer=tokenizer)
+
+
+def open_dataset(cfg, tokenizer):
+    return dataset(cfg, None if get_task(cfg.rl.task).chat else read_data(cfg.data), tokenizer)
 
 
 class RLRun(Run):
@@ -41,51 +73,36 @@ class RLRun(Run):
                   ("test_unique", "held-out unique"), ("test_new", "held-out new"))
     evaluate_first = True
     loss_key = "pg_loss"  # the policy-gradient surrogate: its value means little, its gradient is the point
+    prepare = staticmethod(prepare)
 
-    def __init__(self, config, resume=False, **kw):
+    def __init__(self, config, resume=False, base=None, **kw):
         config.rl.validate()
         self.task = get_task(config.rl.task)
-        self.base = None
-        if not resume:
+        if not resume and base is None:
             if not config.init_from:
                 raise MicroGPTError("rl starts from a trained run: --from RUN (a names model, or a chat model "
                                     "from microgpt sft)")
-            self.base = checkpoint.load(config.init_from, with_optimizer=False)
-            config.model = self.base.config
-            config.train.data_mode = self.base.train.data_mode
-            if not self.task.chat and self.base.train.data_mode != "docs":
-                raise MicroGPTError(f"{config.init_from} was not trained on documents: names tasks need a model "
-                                    f"that samples one name after BOS")
+            base = checkpoint.load(config.init_from, with_optimizer=False)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise MicroGPTError("rl runs in one process: launch it without torchrun")
-        super().__init__(config, resume=resume, **kw)
+        super().__init__(config, resume=resume, base=base, **kw)
         if self.task.chat and ASSISTANT_START not in self.tokenizer.special_tokens:
             raise MicroGPTError(f"task {self.task.name} is a chat task, but the model has no chat template: "
                                 f"fine-tune it first with microgpt sft")
         self.reference = None
-        if config.rl.kl:
-            self.reference = self.engine.Model(self.config, self.reference_weights(), config.engine)
+        if self.cfg.rl.kl:
+            self.reference = self.engine.Model(self.config, self.reference_weights(), self.cfg.engine)
 
     # ------------------------------------------------------------------ setting up
 
     def read_data(self):
-        """Names tasks: the base run's names (how many samples are new). Chat tasks need no data."""
-        if self.task.chat:
-            return None
-        if self.base is None:  # resuming: the data this run recorded
-            return read_data(self.cfg.data)
-        data = self.base.raw_config.get("data") or {}
-        self.cfg.data = None if data.get("default", data.get("path") is None) else data.get("path")
-        return read_data(self.cfg.data)
+        """Names tasks: the names the base run learnt from (to count new samples). Chat tasks: none."""
+        return None if self.task.chat else read_data(self.cfg.data)
 
     def make_dataset(self, ckpt):
-        tokenizer = ckpt.tokenizer if ckpt else self.base.tokenizer
-        if self.data is None:
-            return Problems(tokenizer)
-        tc = self.cfg.train  # the base run's split, so "new" means not among the names it learnt from
-        base_train = self.base.train if self.base else tc
-        return Dataset(self.data.text, "docs", self.cfg.model.block_size, base_train.val_frac,
-                       random.Random(base_train.seed), tokenizer=tokenizer)
+        if ckpt:
+            return dataset(self.cfg, self.data, ckpt.tokenizer)
+        return dataset(self.cfg, self.data, self.base.tokenizer, self.base.train)
 
     def initial_weights(self):
         return self.base.weights
@@ -206,3 +223,6 @@ def policy_weights(seqs, n_prompt, advantages, policy=None, reference=None, beta
             w.append((adv + beta * (r - 1)) / n)
         weights.append(w)
     return weights, kl / n
+
+
+RUN_CLASS = RLRun

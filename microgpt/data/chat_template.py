@@ -42,8 +42,8 @@ char tokenizer with `tokenizer.with_chars(text)` for the characters of the conve
 
 from typing import List, NamedTuple
 
-from microgpt import MicroGPTError
-from microgpt.conversations import check_conversation, messages_problem
+from microgpt.data.conversations import check_conversation, messages_problem
+from microgpt.errors import MicroGPTError
 from microgpt.tokenizers.base import BOS
 
 USER_START, USER_END = "<|user_start|>", "<|user_end|>"
@@ -77,9 +77,11 @@ def fold_system(messages):
     return [merged] + list(messages[2:])
 
 
-def conversation_text(conversation):
-    """All the ordinary text the template encodes for a conversation (for CharTokenizer.with_chars)."""
-    check_conversation(conversation, last=None)
+def conversation_text(conversation, checked=False):
+    """All the ordinary text the template encodes for a conversation (for CharTokenizer.with_chars).
+    checked: the conversation was checked already (read_conversations checks each)."""
+    if not checked:
+        check_conversation(conversation, last=None)
     return "".join(m["content"] for m in fold_system(conversation["messages"]))
 
 
@@ -104,14 +106,16 @@ def _render(tokenizer, messages):
     return ids, mask
 
 
-def render_conversation(tokenizer, conversation, max_tokens=None):
-    """(ids, mask, truncated) of a conversation that ends with the assistant's reply.
+def render_conversation(tokenizer, conversation, max_tokens=None, checked=False):
+    """(ids, mask, truncated) of a conversation that ends with the assistant's reply (checked: as
+    conversation_text).
 
     With `max_tokens` (e.g. block_size + 1, one training sequence), a longer rendering is cut to
     its first `max_tokens` ids and mask entries and `truncated` is True; the caller decides
     whether to keep it (a cut that removes every assistant token leaves nothing to learn).
     """
-    check_conversation(conversation, last="assistant")
+    if not checked:
+        check_conversation(conversation, last="assistant")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
                                    or max_tokens < 1):
         raise MicroGPTError(f"max_tokens must be a whole number >= 1 or None, not {max_tokens!r}")

@@ -7,7 +7,7 @@ the same logits draw the same samples from the same random stream.
 
 import math
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.softmax import softmax
 
 
@@ -77,3 +77,29 @@ def generate(model, prompts, rng, block_size, max_new_tokens=None, temperature=0
             if max_new_tokens is not None and len(new[b]) >= max_new_tokens:
                 live[b] = False
     return new
+
+
+def sample_texts(model, tokenizer, config, data_mode, rng, num, temperature=0.5, top_k=0, prompt="",
+                 max_new_tokens=None):
+    """`num` samples, one after another (so the random stream is drawn as the seed draws it)."""
+    docs = data_mode == "docs"
+    prompt_ids = tokenizer.encode(prompt)
+    if docs:
+        context = [tokenizer.BOS] + prompt_ids
+    else:
+        context = prompt_ids or tokenizer.encode(default_stream_prompt(tokenizer))
+    out = []
+    for _ in range(num):
+        new = generate(model, [context], rng, config.block_size, None if docs else (max_new_tokens or 500),
+                       temperature, top_k, stop=(tokenizer.BOS,) if docs else (), slide=not docs)[0]
+        out.append(tokenizer.decode(prompt_ids + new) if docs else tokenizer.decode(context + new))
+    return out
+
+
+def default_stream_prompt(tokenizer):
+    """Continuous text has no BOS in training: start a sample from a newline (or the first token)."""
+    try:
+        tokenizer.encode("\n")
+        return "\n"
+    except MicroGPTError:
+        return tokenizer.piece(0)

@@ -7,19 +7,20 @@ Validation data always comes from the END (of the shuffled list / of the text), 
 training order, and with it the seed's reference run, does not change.
 """
 
-import contextlib
 import hashlib
 import os
 import random
 import urllib.request
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
+from microgpt.files import atomic_write_bytes, decode_text, read_bytes
 from microgpt.tokenizers import CharTokenizer
 from microgpt.tokenizers.bpe import BPETokenizer
 
 NAMES_URL = ("https://raw.githubusercontent.com/karpathy/makemore/"
              "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt")
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+START_DIR = os.getcwd()  # a relative $MICROGPT_DATA_DIR means relative to where the program started
 
 
 def cache_dir():
@@ -30,6 +31,8 @@ def cache_dir():
 def default_names_path():
     """$MICROGPT_DATA_DIR/names.txt, else the user cache, else a verified download into the cache."""
     data_dir = os.environ.get("MICROGPT_DATA_DIR")
+    if data_dir:
+        data_dir = os.path.join(START_DIR, data_dir)  # (an absolute one stays as it is)
     if data_dir and os.path.isfile(os.path.join(data_dir, "names.txt")):
         return os.path.join(data_dir, "names.txt")
     cached = os.path.join(cache_dir(), "names.txt")
@@ -54,73 +57,25 @@ def download_names(dest):
     return dest
 
 
-def atomic_write_bytes(path, raw):
-    """Write to a temp file in the same folder, then rename: readers never see half a file. The
-    file is made as any new file of the user is (0666 less the umask), not private as mkstemp's."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = None
-        os.replace(tmp, path)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class DataFile:
-    """A text file as read: its path, its text and the SHA-256 of its bytes (a run records it,
-    so resuming on data that changed underneath is noticed)."""
+    """A file as read, once: its path, its bytes, their SHA-256 (a run records it, so resuming on
+    data that changed underneath is noticed) and its text (decoded when first asked for)."""
 
-    def __init__(self, path, text, sha256):
-        self.path, self.text, self.sha256 = path, text, sha256
+    def __init__(self, path, raw):
+        self.path, self.raw, self.sha256 = path, raw, hashlib.sha256(raw).hexdigest()
+        self._text = None
+
+    @property
+    def text(self):
+        if self._text is None:
+            self._text = decode_text(self.raw, self.path)
+        return self._text
 
 
-def read_data(path=None):
+def read_data(path=None, what="data file"):
     """The --data file, or the names data set when path is None."""
     path = path or default_names_path()
-    raw = read_bytes(path)
-    return DataFile(path, decode_text(raw, path), hashlib.sha256(raw).hexdigest())
-
-
-def read_bytes(path, what="data file", flag="--data"):
-    """A file's bytes, or a one-line error for a missing file, a folder, an unreadable file."""
-    if not os.path.exists(path):
-        raise MicroGPTError(f"{what} {path} does not exist: check the path given to {flag}")
-    if os.path.isdir(path):
-        raise MicroGPTError(f"{what} {path} is a folder: pass a file to {flag}")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise MicroGPTError(f"cannot read {what} {path} ({e.strerror}): check its permissions") from None
-
-
-def read_text(path):
-    """The file's text, or a one-line error for a missing, empty, binary or non-UTF-8 file."""
-    return decode_text(read_bytes(path), path)
-
-
-def decode_text(raw, path):
-    if b"\x00" in raw:
-        raise MicroGPTError(f"data file {path} looks binary (it holds NUL bytes): pass a UTF-8 text file")
-    try:
-        text = raw.decode("utf-8-sig")  # a byte-order mark is not a character of the text
-    except UnicodeDecodeError as e:
-        raise MicroGPTError(f"data file {path} is not UTF-8 text (bad byte at offset {e.start}): "
-                            f"convert it to UTF-8") from None
-    if not text.strip():
-        raise MicroGPTError(f"data file {path} is empty: give a file with at least one line of text")
-    return text
+    return DataFile(path, read_bytes(path, what))
 
 
 def split_docs(text):
@@ -150,6 +105,8 @@ class Dataset:
             self.val = [self.tokenizer.encode(d) for d in val_docs]
             self.train_text, self.val_text = set(train_docs), set(val_docs)
             self.n_truncated = sum(len(d) >= block_size for d in self.train + self.val)
+            total = sum(len(d) for d in self.train + self.val)  # (and how much of the text the cuts lose)
+            self.cut_fraction = sum(max(0, len(d) - block_size) for d in self.train + self.val) / max(1, total)
         else:
             # split the TEXT (not the tokens), so every tokenizer is validated on the same characters
             cut = len(text) - int(len(text) * val_frac)
@@ -159,7 +116,7 @@ class Dataset:
                 raise MicroGPTError(f"the text has {len(self.train)} training tokens, fewer than block_size + 1 "
                                     f"= {block_size + 1}: use more text or a smaller --block-size")
             self.train_text = self.val_text = set()
-            self.n_truncated = 0
+            self.n_truncated, self.cut_fraction = 0, 0.0
 
     def describe(self):
         unit = "documents" if self.mode == "docs" else "tokens"

@@ -20,7 +20,7 @@ import socket
 import struct
 import time
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 
 # --- CRC-32C (Castagnoli), the checksum TFRecord uses; table-driven, one byte at a time ---------
 
@@ -153,11 +153,6 @@ class SummaryWriter:
         """A picture (the bytes of a PNG file) under IMAGES in TensorBoard."""
         self._write([image_value(tag, png)], step, wall_time)
 
-    def add_figure(self, tag, fig, step=0, wall_time=None):
-        """A matplotlib figure (one of microgpt.pictures' *_figure functions), as a PNG image."""
-        from microgpt.pictures import figure_bytes
-        self.add_image(tag, figure_bytes(fig), step, wall_time)
-
     def flush(self):
         if self._file is not None:
             self._file.flush()  # to the OS, no fsync: cheap enough for every log line
@@ -202,30 +197,6 @@ def metric_scalars(row):
 def log_metrics(writer, row, wall_time=None):
     """Write one metrics.jsonl row (as the training loop logs it) to `writer` at its step."""
     writer.add_scalars(metric_scalars(row), int(row["step"]), wall_time)
-
-
-METRICS_SUFFIX = ".metrics"  # the files write_run_metrics makes, and replaces when run again
-
-
-def write_run_metrics(run_dir, logdir=None):
-    """Write a finished run's whole metrics.jsonl as TensorBoard scalars into `logdir` (default
-    RUN/tensorboard), replacing the file an earlier call wrote there (TensorBoard would draw both).
-    Wall times are rebuilt from `elapsed`, ending when metrics.jsonl was last written.
-    -> the event file's path"""
-    from microgpt.pictures.curves import cumulative_elapsed, read_metrics
-    rows = read_metrics(run_dir)
-    elapsed = cumulative_elapsed(rows)
-    end = os.path.getmtime(os.path.join(run_dir, "metrics.jsonl"))
-    start = end - (elapsed[-1] if elapsed else 0.0)
-    logdir = logdir or os.path.join(run_dir, "tensorboard")
-    if os.path.isdir(logdir):
-        for name in os.listdir(logdir):
-            if name.startswith("events.out.tfevents.") and name.endswith(METRICS_SUFFIX):
-                os.remove(os.path.join(logdir, name))
-    with SummaryWriter(logdir, filename_suffix=METRICS_SUFFIX) as w:
-        for row, t in zip(rows, elapsed):
-            log_metrics(w, row, wall_time=start + t)
-        return w.path
 
 
 # --- reading back (for tests, and to check a file) ------------------------------------------------
