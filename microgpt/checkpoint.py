@@ -319,7 +319,7 @@ def _check_config(cfg, path, size):
                   f"checkpoint, or one from a newer version")
     config = _section(GPTConfig, cfg.get("model"), "model", bad, required=True)
     for k, v in config.to_dict().items():
-        if v > MAX_SIZE:
+        if type(v) is int and v > MAX_SIZE:  # (the sizes; the modern parts are strings, bools, floats)
             raise bad(f"model.{k} is {v:,}, more than any model can have")
     _validated(config, "model", bad)
     _check_bpe_bytes(cfg.get("tokenizer"), size, bad)
@@ -405,6 +405,8 @@ def _check_engine(engine, bad):
         raise bad(f"engine: dtype {jsonfile.short(engine.dtype)} is not one of the {engine.name} engine's")
     if engine.device is not None and not DEVICE.fullmatch(engine.device):
         raise bad(f"engine: unknown device {jsonfile.short(engine.device)}")
+    if engine.threads is not None and not 1 <= engine.threads <= 4096:
+        raise bad(f"engine: threads {engine.threads} is not a whole number from 1 to 4096")
     return engine
 
 

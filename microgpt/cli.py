@@ -9,7 +9,7 @@ import os
 import sys
 
 from microgpt import MicroGPTError, __version__
-from microgpt.config import RunConfig, require
+from microgpt.config import RunConfig, expand_arch, require
 
 # train's flags, each the config field it sets (model.*, train.*, engine.* or the run's own)
 TRAIN_FLAGS = [
@@ -24,9 +24,19 @@ TRAIN_FLAGS = [
     ("--n-embd", "model.n_embd", int, "embedding width (default 16)"),
     ("--n-head", "model.n_head", int, "attention heads (default 4)"),
     ("--block-size", "model.block_size", int, "context length in tokens (default 16)"),
+    ("--arch", "arch", str, "seed (default) | nanochat (= --pos rope --qk-norm --mlp relu2 --final-norm --softcap 15,"
+                            " Hugging Face's NanoChatForCausalLM); flags given with it win"),
+    ("--pos", "model.pos", str, "numpy/torch: learned (wpe, default) | rope (rotary q and k)"),
+    ("--qk-norm", "model.qk_norm", bool, "numpy/torch: rmsnorm each head's q and k"),
+    ("--mlp", "model.mlp", str, "numpy/torch: relu (default) | relu2"),
+    ("--final-norm", "model.final_norm", bool, "numpy/torch: rmsnorm before lm_head"),
+    ("--softcap", "model.softcap", float, "numpy/torch: logits = X tanh(logits / X) (default 0: off)"),
     ("--lr", "train.lr", float, "peak learning rate (default 0.01)"),
     ("--lr-schedule", "train.lr_schedule", str, "linear (default) | cosine | constant"),
     ("--warmup-steps", "train.warmup_steps", int, "linear warm-up steps for cosine"),
+    ("--optimizer", "train.optimizer", str,
+     "adam (default) | muon (numpy/torch: Muon on the layers' matrices, AdamW on the embeddings and lm_head)"),
+    ("--muon-lr", "train.muon_lr", float, "muon: peak learning rate of the layers' matrices (default 0.02)"),
     ("--weight-decay", "train.weight_decay", float, "AdamW decoupled weight decay (default 0 = the seed's Adam)"),
     ("--dropout", "train.dropout", float, "numpy/torch: dropout on each block's output in training (default 0)"),
     ("--batch-size", "train.batch_size", int, "documents (windows) per step (default 1)"),
@@ -48,6 +58,7 @@ ENGINE_FLAGS = [
     ("--graph", "engine.graph", str, "python engine only: textbook | fused (default fused)"),
     ("--dtype", "engine.dtype", str, "numpy: float64 (default) | float32; torch: float32 (default) | float64 | bf16"),
     ("--device", "engine.device", str, "torch only: cpu | cuda | cuda:N | mps"),
+    ("--threads", "engine.threads", int, "numpy only: BLAS threads (default 1: a busy neighbour costs little)"),
 ]
 
 
@@ -59,7 +70,10 @@ class Parser(argparse.ArgumentParser):
 
 def _add(p, flags):
     for flag, path, typ, help in flags:  # dest "cfg.<path>": a flag left out stays None
-        p.add_argument(flag, dest="cfg." + path, type=typ, default=None, help=help)
+        if typ is bool:  # a switch: given = True
+            p.add_argument(flag, dest="cfg." + path, action="store_true", default=None, help=help)
+        else:
+            p.add_argument(flag, dest="cfg." + path, type=typ, default=None, help=help)
 
 
 def _engine_args(p):
@@ -217,7 +231,7 @@ def build_parser():
 
 def _given(args, prefix="cfg."):
     """{config path: value} of the config flags given on the command line."""
-    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return expand_arch({k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None})
 
 
 def _apply(cfg, given):

@@ -20,6 +20,9 @@ class Model(base.Model):
         if options.dtype not in (None, "float64"):
             raise MicroGPTError(f"the python engine computes in Python floats (float64), not {options.dtype}: "
                                 f"drop --dtype, or use --engine numpy or torch")
+        if not config.is_seed:
+            raise MicroGPTError("the python engine computes the seed's architecture only (no --pos rope, --qk-norm, "
+                                "--mlp relu2, --final-norm, --softcap, --arch nanochat): use --engine numpy or torch")
         if options.graph not in GRAPHS:
             raise MicroGPTError(f"unknown graph {options.graph!r}: use textbook or fused")
         self.config, self.graph, self.stats = config, GRAPHS[options.graph], options.stats
@@ -58,6 +61,9 @@ class Model(base.Model):
     def check_training(self, tc):
         if tc.dropout:
             raise MicroGPTError(NO_DROPOUT)
+        if tc.optimizer != "adam":
+            raise MicroGPTError(f"the python engine trains with Adam only, not --optimizer {tc.optimizer}: "
+                                f"use --engine numpy or torch")
 
     def train_step(self, seqs, lr, t, tc, weights=None):
         self.check_training(tc)
