@@ -180,24 +180,32 @@ def test_numpy_equals_torch_over_a_short_run(part, optimizer):
 # ---------------------------------------------------------------- Muon itself
 
 def test_newton_schulz_orthogonalises():
-    """The quintic iteration pushes every singular value of G towards 1 (into ~[0.5, 1.3]), keeping
-    its singular vectors: the result is ~ U V^T, for tall and wide matrices alike."""
+    """G = U diag(s) V^T with s spread over 2 decades: NS5(G) = U diag(s') V^T, the same singular
+    vectors and every s' near 1 (in [0.6, 1.2]: ~ U V^T), for wide, tall and square matrices,
+    one at a time or stacked."""
+    r = np.random.default_rng(0)
+    stack = []
     for shape in ((6, 24), (24, 6), (8, 8)):
-        G = rs.standard_normal(shape) @ np.diag(np.geomspace(1, 1e-2, shape[1]))
-        O = newton_schulz(G)
-        s = np.linalg.svd(O, compute_uv=False)
-        assert O.shape == G.shape and s.min() >= 0.5 and s.max() <= 1.3, s
-        U, _, Vt = np.linalg.svd(G, full_matrices=False)
-        assert np.trace(U @ Vt @ O.T) / min(shape) > 0.8  # close to U V^T
+        n = min(shape)
+        U, V = np.linalg.qr(r.standard_normal((shape[0], n)))[0], np.linalg.qr(r.standard_normal((shape[1], n)))[0]
+        G = U @ np.diag(np.geomspace(1, 1e-2, n) * 7.0) @ V.T
+        D = U.T @ newton_schulz(G) @ V
+        np.testing.assert_allclose(D - np.diag(np.diag(D)), 0, atol=1e-12)
+        assert np.diag(D).min() >= 0.6 and np.diag(D).max() <= 1.2, np.diag(D)
+        stack.append(G)
+    both = newton_schulz(np.stack([stack[2], 2 * stack[2]]))  # each its own: (2G's only through eps)
+    np.testing.assert_allclose(both[0], newton_schulz(stack[2]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(both[1], both[0], rtol=0, atol=1e-6)
 
 
 def test_torch_muon_is_the_same_algorithm_in_bfloat16():
     """torch.optim.Muon (nesterov, adjust_lr_fn "original", no decay) makes the update we make, but
-    it orthogonalises in bfloat16: close (1e-2), not equal (why the engine writes its own)."""
+    it orthogonalises in bfloat16: close (a few % of the step), not equal (why the engine writes its own)."""
     torch = pytest.importorskip("torch")
     from microgpt.engines.torch_engine.muon import muon_step
-    g = torch.tensor(rs.standard_normal((3, 12, 4)), dtype=torch.float64)
-    w0 = torch.tensor(rs.standard_normal((12, 4)), dtype=torch.float64)
+    r = np.random.default_rng(0)
+    g = torch.tensor(r.standard_normal((3, 12, 4)), dtype=torch.float64)
+    w0 = torch.tensor(r.standard_normal((12, 4)), dtype=torch.float64)
     ours, theirs = w0.clone().requires_grad_(), w0.clone().requires_grad_()
     opt = torch.optim.Muon([theirs], lr=0.1, weight_decay=0.0, momentum=0.9, adjust_lr_fn="original")
     buf = torch.zeros_like(w0)
@@ -205,8 +213,8 @@ def test_torch_muon_is_the_same_algorithm_in_bfloat16():
         ours.grad, theirs.grad = gi.clone(), gi.clone()
         muon_step([ours], [buf], 0.1, 0.9, 0.0)
         opt.step()
-    diff = (ours - theirs).abs().max().item()
-    assert 1e-8 < diff < 2e-2 * (ours - w0).abs().max().item()
+    diff, moved = (ours - theirs).abs().max().item(), (ours - w0).abs().max().item()
+    assert 1e-4 * moved < diff < 5e-2 * moved  # (seeds 0-7: 1.1% to 2.0% of the largest move)
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])

@@ -13,24 +13,30 @@ from microgpt.engines.muon import NS_COEFFICIENTS, NS_EPS, NS_STEPS, muon_scale
 
 
 def newton_schulz(G, steps=NS_STEPS):
-    """~ the orthogonal matrix nearest G, by the quintic iteration (as the numpy engine's)."""
+    """~ the orthogonal matrix nearest G, by the quintic iteration (as the numpy engine's); G is one
+    matrix [out, in] or a stack [n, out, in], each orthogonalised on its own."""
     a, b, c = NS_COEFFICIENTS
-    wide = G.size(0) <= G.size(1)
-    X = G if wide else G.T
-    X = X / (torch.linalg.vector_norm(X) + NS_EPS)
+    tall = G.size(-2) > G.size(-1)
+    X = G.mT if tall else G
+    X = X / (torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True) + NS_EPS)
     for _ in range(steps):
-        A = X @ X.T
+        A = X @ X.mT
         X = a * X + (b * A + c * A @ A) @ X
-    return X if wide else X.T
+    return X.mT if tall else X
 
 
 @torch.no_grad()
 def muon_step(params, bufs, lr, momentum, weight_decay):
-    """One Muon update of each parameter p (its gradient p.grad) with momentum buffer buf."""
+    """One Muon update of each parameter p (its gradient p.grad) with momentum buffer buf; the
+    matrices of one shape are orthogonalised together, as one stack."""
+    groups = {}
     for p, buf in zip(params, bufs):
         g = p.grad
         buf.add_((1 - momentum) * (g - buf))   # B = mu B + (1 - mu) G
-        update = g + momentum * (buf - g)      # Nesterov: (1 - mu) G + mu B
-        if weight_decay:
-            p.mul_(1 - lr * weight_decay)
-        p.sub_(lr * muon_scale(p.shape) * newton_schulz(update))
+        groups.setdefault(tuple(p.shape), []).append((p, g + momentum * (buf - g)))  # Nesterov: (1 - mu) G + mu B
+    for shape, members in groups.items():
+        O = newton_schulz(torch.stack([u for _, u in members]))
+        for (p, _), o in zip(members, O):
+            if weight_decay:
+                p.mul_(1 - lr * weight_decay)
+            p.sub_(lr * muon_scale(shape) * o)
