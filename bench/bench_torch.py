@@ -91,8 +91,8 @@ class Trainer:
 def bench_cpu(args):
     import torch
 
-    from microgpt import MicroGPTError
     from microgpt.engines import get_engine
+    from microgpt.errors import MicroGPTError
     from microgpt.params import num_params
     engines = {"torch": {"dtype": args.dtype or "float32", "device": "cpu", "compile": args.compile}}
     try:

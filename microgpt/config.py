@@ -72,10 +72,22 @@ class GPTConfig(JSONConfig):
     n_embd: int = 16
     n_head: int = 4
     block_size: int = 16
+    # the modern parts (DESIGN.md §3.6), each a switch; the defaults are the seed's model
+    pos: str = "learned"          # learned (a wpe matrix) | rope (rotary q and k, no wpe)
+    qk_norm: bool = False         # rmsnorm each head's q and k (after the rotation)
+    mlp: str = "relu"             # relu | relu2 (relu(x)^2)
+    final_norm: bool = False      # rmsnorm before lm_head
+    softcap: float = 0.0          # logits = softcap * tanh(logits / softcap); 0 = off
+    rope_theta: float = 10000.0   # rope: frequency j of a head is rope_theta^(-2j / head_dim)
 
     @property
     def head_dim(self):
         return self.n_embd // self.n_head
+
+    @property
+    def is_seed(self):
+        """True when no modern part is switched on: the seed's architecture."""
+        return all(getattr(self, k) == v for k, v in ARCH_PRESETS["seed"].items() if k != "rope_theta")
 
     def validate(self):
         for name in ("vocab_size", "n_layer", "n_embd", "n_head", "block_size"):
@@ -85,7 +97,44 @@ class GPTConfig(JSONConfig):
             raise MicroGPTError(
                 f"n_embd ({self.n_embd}) is not divisible by n_head ({self.n_head}): "
                 f"choose n_embd a multiple of n_head")
+        if self.pos not in ("learned", "rope"):
+            raise MicroGPTError(f"unknown --pos {short(self.pos)}: use learned or rope")
+        if self.mlp not in ("relu", "relu2"):
+            raise MicroGPTError(f"unknown --mlp {short(self.mlp)}: use relu or relu2")
+        for name in ("qk_norm", "final_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise MicroGPTError(f"{name} must be true or false, got {short(getattr(self, name))}")
+        require("softcap", self.softcap, "nonneg")
+        require("rope_theta", self.rope_theta, "positive")
+        if self.pos == "rope" and self.head_dim % 2:
+            raise MicroGPTError(f"--pos rope rotates pairs of a head's dimensions, but head_dim "
+                                f"(n_embd / n_head) is {self.head_dim}: choose n_embd / n_head even")
         return self
+
+
+# --arch NAME: the values of the modern parts' fields (explicit flags win over these)
+ARCH_PRESETS = {
+    "seed": dict(pos="learned", qk_norm=False, mlp="relu", final_norm=False, softcap=0.0, rope_theta=10000.0),
+    # Hugging Face transformers' NanoChatForCausalLM (model_type "nanochat"), exactly
+    "nanochat": dict(pos="rope", qk_norm=True, mlp="relu2", final_norm=True, softcap=15.0, rope_theta=10000.0),
+}
+
+
+def arch_preset(name):
+    """{GPTConfig field: value} of the architecture `name` (seed | nanochat)."""
+    if name not in ARCH_PRESETS:
+        raise MicroGPTError(f"unknown --arch {short(name)}: use {' or '.join(ARCH_PRESETS)}")
+    return dict(ARCH_PRESETS[name])
+
+
+def expand_arch(given):
+    """{config path: value} of the flags given, with "arch" replaced by its preset's model.* fields;
+    a model field given explicitly wins over the preset."""
+    if "arch" not in given:
+        return given
+    given = dict(given)
+    preset = {f"model.{k}": v for k, v in arch_preset(given.pop("arch")).items()}
+    return {**preset, **given}
 
 
 @dataclass(frozen=True)
@@ -103,6 +152,9 @@ class TrainConfig(JSONConfig):
     seed: int = 42
     val_frac: float = 0.1         # fraction of documents held out, taken from the END of the shuffled list
     data_mode: str = "docs"       # docs (one document per line) | stream (continuous text) | chat (sft)
+    optimizer: str = "adam"       # adam | muon (Muon on the layers' matrices, AdamW on the embeddings and lm_head)
+    muon_lr: float = 0.02         # muon: peak learning rate of the layers' matrices (the schedule scales it as lr)
+    muon_momentum: float = 0.95   # muon: momentum of Muon's running mean of gradients (Nesterov-style)
 
     def validate(self):
         for name in ("steps", "batch_size"):
@@ -117,6 +169,10 @@ class TrainConfig(JSONConfig):
             require(name, getattr(self, name), "fraction")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use linear, cosine or constant")
+        if self.optimizer not in ("adam", "muon"):
+            raise MicroGPTError(f"unknown --optimizer {short(self.optimizer)}: use adam or muon")
+        require("muon_lr", self.muon_lr, "positive")
+        require("muon_momentum", self.muon_momentum, "fraction")
         if self.data_mode not in ("docs", "stream", "chat"):
             raise MicroGPTError(f"unknown --data-mode {self.data_mode!r}: use docs or stream")
         return self
@@ -130,6 +186,7 @@ class EngineConfig(JSONConfig):
     device: typing.Optional[str] = None  # torch: cpu | cuda | cuda:N | mps
     compile: bool = False           # torch: torch.compile the model
     stats: bool = False             # python engine: measure each step's graph (nodes, edges)
+    threads: typing.Optional[int] = None  # numpy: BLAS threads (None: chosen from the free cores)
 
 
 @dataclass(frozen=True)

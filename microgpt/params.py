@@ -8,9 +8,12 @@ from microgpt.config import INIT_STD
 
 
 def param_shapes(config):
-    """(name, [out, in]) for every matrix, in the seed's creation order. A matrix is [out][in]."""
+    """(name, [out, in]) for every matrix, in the seed's creation order. A matrix is [out][in].
+    With rotary positions (config.pos "rope") there is no `wpe`; the order is otherwise the same."""
     V, C, T = config.vocab_size, config.n_embd, config.block_size
     shapes = [("wte", [V, C]), ("wpe", [T, C]), ("lm_head", [V, C])]
+    if config.pos == "rope":
+        del shapes[1]
     for i in range(config.n_layer):
         shapes += [(f"layer{i}.attn_wq", [C, C]), (f"layer{i}.attn_wk", [C, C]),
                    (f"layer{i}.attn_wv", [C, C]), (f"layer{i}.attn_wo", [C, C]),
@@ -32,7 +35,8 @@ def num_params(config):
     """The total of param_shapes, by arithmetic: an absurd config (a hostile checkpoint's) is
     measured without building a list of its matrices first."""
     V, C, T, L = config.vocab_size, config.n_embd, config.block_size, config.n_layer
-    return 2 * V * C + T * C + L * (4 * C * C + 2 * 4 * C * C)
+    wpe = 0 if config.pos == "rope" else T * C
+    return 2 * V * C + wpe + L * (4 * C * C + 2 * 4 * C * C)
 
 
 def init_weights(config, rng, std=INIT_STD):

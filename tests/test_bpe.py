@@ -13,7 +13,7 @@ from helpers import SHAKESPEARE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microgpt import MicroGPTError
+from microgpt.errors import MicroGPTError
 from microgpt.tokenizers import from_dict
 from microgpt.tokenizers.base import BOS
 from microgpt.tokenizers.bpe import BPETokenizer

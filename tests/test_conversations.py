@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microgpt import MicroGPTError
 from microgpt.data.chat_template import CHAT_SPECIAL_TOKENS, conversation_text, render_conversation, render_prompt
 from microgpt.data.conversations import check_conversation, dumps_conversations, read_conversations, write_conversations
+from microgpt.errors import MicroGPTError
 from microgpt.tokenizers import BOS, CharTokenizer
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microgpt import MicroGPTError
 from microgpt.data.conversations import read_conversations, write_conversations
+from microgpt.errors import MicroGPTError
 from microgpt.tasks import (
     TASKS,
     Add,

@@ -35,7 +35,7 @@ def check_config(cfg, path, size, run_dir):
                   f"checkpoint, or one from a newer version")
     config = _section(GPTConfig, cfg.get("model"), "model", bad, required=True)
     for k, v in config.to_dict().items():
-        if v > MAX_SIZE:
+        if type(v) is int and v > MAX_SIZE:  # (the sizes; the modern parts are strings, bools, floats)
             raise bad(f"model.{k} is {v:,}, more than any model can have")
     _validated(config, "model", bad)
     _check_bpe_bytes(cfg.get("tokenizer"), size, bad)

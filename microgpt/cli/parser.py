@@ -7,6 +7,8 @@ command changes exactly the fields given: the defaults (the seed's run), or a re
 import argparse
 import sys
 
+from microgpt.config import expand_arch
+
 DESCRIPTION = """The complete GPT algorithm in dependency-free Python, and the efficiency ladder above it.
 
   microgpt                the seed's run: train on 32,033 names, print 20 new ones (= microgpt train)
@@ -25,9 +27,19 @@ TRAIN_FLAGS = [
     ("--n-embd", "model.n_embd", int, "N", "embedding width (default 16)"),
     ("--n-head", "model.n_head", int, "N", "attention heads (default 4)"),
     ("--block-size", "model.block_size", int, "N", "context length in tokens (default 16)"),
+    ("--arch", "arch", str, "NAME", "seed (default) | nanochat (= --pos rope --qk-norm --mlp relu2 --final-norm "
+                                    "--softcap 15, Hugging Face's NanoChatForCausalLM); flags given with it win"),
+    ("--pos", "model.pos", str, "NAME", "numpy/torch: learned (wpe, default) | rope (rotary q and k)"),
+    ("--qk-norm", "model.qk_norm", bool, None, "numpy/torch: rmsnorm each head's q and k"),
+    ("--mlp", "model.mlp", str, "NAME", "numpy/torch: relu (default) | relu2"),
+    ("--final-norm", "model.final_norm", bool, None, "numpy/torch: rmsnorm before lm_head"),
+    ("--softcap", "model.softcap", float, "X", "numpy/torch: logits = X tanh(logits / X) (default 0: off)"),
     ("--lr", "train.lr", float, "LR", "peak learning rate (default 0.01)"),
     ("--lr-schedule", "train.lr_schedule", str, "NAME", "linear (default) | cosine | constant"),
     ("--warmup-steps", "train.warmup_steps", int, "N", "linear warm-up steps for cosine"),
+    ("--optimizer", "train.optimizer", str, "NAME",
+     "adam (default) | muon (numpy/torch: Muon on the layers' matrices, AdamW on the embeddings and lm_head)"),
+    ("--muon-lr", "train.muon_lr", float, "LR", "muon: peak learning rate of the layers' matrices (default 0.02)"),
     ("--weight-decay", "train.weight_decay", float, "X", "AdamW decoupled weight decay (default 0 = the seed's Adam)"),
     ("--dropout", "train.dropout", float, "P", "numpy/torch: dropout on each block's output in training (default 0)"),
     ("--batch-size", "train.batch_size", int, "N", "documents (windows) per step (default 1)"),
@@ -53,6 +65,7 @@ ENGINE_FLAGS = [
     ("--dtype", "engine.dtype", str, "NAME",
      "numpy: float64 (default) | float32; torch: float32 (default) | float64 | bf16 (fp32, fp64, bfloat16 too)"),
     ("--device", "engine.device", str, "NAME", "torch only: cpu | cuda | cuda:N | mps"),
+    ("--threads", "engine.threads", int, "N", "numpy only: BLAS threads (default 1: a busy neighbour costs little)"),
 ]
 RL_FLAGS = [
     ("--task", "rl.task", str, "TASK",
@@ -80,7 +93,10 @@ class Parser(argparse.ArgumentParser):
 
 def add_flags(p, flags):
     for flag, path, typ, metavar, help in flags:  # dest "cfg.<path>": a flag left out stays None
-        p.add_argument(flag, dest="cfg." + path, type=typ, metavar=metavar, default=None, help=help)
+        if typ is bool:  # a switch: given = True
+            add_switch(p, flag, path, help)
+        else:
+            p.add_argument(flag, dest="cfg." + path, type=typ, metavar=metavar, default=None, help=help)
 
 
 def add_switch(p, flag, path, help):
@@ -115,8 +131,8 @@ def training_args(p, data_help=None):
 
 
 def given(args, prefix="cfg."):
-    """{config path: value} of the config flags given on the command line."""
-    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    """{config path: value} of the config flags given on the command line (--arch: its preset's fields)."""
+    return expand_arch({k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None})
 
 
 def build_parser(version):

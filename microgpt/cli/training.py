@@ -53,10 +53,9 @@ def cmd_train(args):
 
 def _refuse_model_flags(args):
     """--n-layer and the like, where the model's shape comes from the run started --from."""
-    model_flags = [k for k in given(args) if k.startswith("model.")]
+    model_flags = ["arch"] if vars(args).get("cfg.arch") else [k[6:] for k in given(args) if k.startswith("model.")]
     if model_flags:
-        raise MicroGPTError(f"--{model_flags[0][6:].replace('_', '-')}: the model's size comes from --from RUN; "
-                            f"drop it")
+        raise MicroGPTError(f"--{model_flags[0].replace('_', '-')}: the model comes from --from RUN; drop it")
 
 
 def cmd_sft(args):

@@ -64,6 +64,8 @@ def normalized(options):
         raise MicroGPTError(f"unknown graph {options.graph!r}: use textbook or fused")
     if options.device is not None and not re.fullmatch(ENGINES["torch"].devices, options.device):
         raise MicroGPTError(f"unknown --device {options.device!r}: use cpu, cuda, cuda:N or mps")
+    if options.threads is not None and not 1 <= options.threads <= 4096:
+        raise MicroGPTError(f"--threads {options.threads} is not a whole number from 1 to 4096: pass --threads N")
     if options.device not in (None, "cpu") and not re.fullmatch(info.devices, options.device):
         raise MicroGPTError(f"the {options.name} engine runs on the CPU: drop --device, or use --engine torch")
     return dataclasses.replace(options, dtype=dtype_name(options.name, options.dtype))

@@ -31,7 +31,8 @@ class Model:
         raise NotImplementedError
 
     def get_optimizer_state(self):
-        """{"m": {name: matrix}, "v": {name: matrix}}: Adam's moments."""
+        """{"m": {name: matrix}, "v": {name: matrix}}: Adam's moments (with --optimizer muon, a layer
+        matrix keeps Muon's momentum in m and zeros in v: microgpt/engines/muon.py)."""
         raise NotImplementedError
 
     def set_optimizer_state(self, state):

@@ -68,11 +68,12 @@ def token_kind(tokenizer, token_id):
 
 
 def embeddings_figure(wte, wpe, labels, kinds=None, title=None, max_labels=120):
-    """Token embeddings in 2-D (PCA) beside the position embeddings' cosine-similarity matrix.
+    """Token embeddings in 2-D (PCA) beside the position embeddings' cosine-similarity matrix
+    (wpe None, a model with rotary positions: a note instead).
     labels: one string per row of wte; kinds: one key of KINDS per row (colours), or None."""
     Figure = require_matplotlib()
     np = _numpy()
-    wte, wpe = np.asarray(wte, dtype=np.float64), np.asarray(wpe, dtype=np.float64)
+    wte = np.asarray(wte, dtype=np.float64)
     coords, ratio = pca_2d(wte)
     kinds = list(kinds) if kinds is not None else ["consonant"] * len(labels)
     fig = Figure(figsize=(10, 4.6), layout="constrained")
@@ -101,6 +102,13 @@ def embeddings_figure(wte, wpe, labels, kinds=None, title=None, max_labels=120):
     ax.set_title(f"token embeddings wte [{wte.shape[0]} \u00d7 {wte.shape[1]}], PCA to 2-D", fontsize=10)
     if len({k for k in kinds}) > 1:
         ax.legend(fontsize=8, loc="best", markerscale=0.6 if few else 2.5, framealpha=0.85)
+    if wpe is None:  # rotary positions: nothing learned to draw
+        ax_pos.axis("off")
+        ax_pos.text(0.5, 0.5, "no position embeddings:\nrotary positions (--pos rope)\nturn q and k instead",
+                    ha="center", va="center", fontsize=11, color="0.35", transform=ax_pos.transAxes)
+        fig.suptitle(title or "what the embeddings learned", fontsize=12)
+        return fig
+    wpe = np.asarray(wpe, dtype=np.float64)
     sim = cosine_similarity(wpe)
     image = ax_pos.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     T = len(sim)
@@ -129,7 +137,7 @@ def embeddings_figure_of(ckpt, name=None):
     """embeddings_figure for a loaded checkpoint: labels and colours from its tokenizer."""
     tok = ckpt.tokenizer
     ids = range(ckpt.config.vocab_size)
-    return embeddings_figure(_rows(ckpt.weights["wte"]), _rows(ckpt.weights["wpe"]),
+    return embeddings_figure(_rows(ckpt.weights["wte"]), _rows(ckpt.weights["wpe"]) if "wpe" in ckpt.weights else None,
                              [tok.readable_piece(i) for i in ids], [token_kind(tok, i) for i in ids],
                              title=f"what the embeddings of {name} learned" if name else None)
 

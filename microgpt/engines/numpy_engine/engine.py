@@ -5,8 +5,10 @@ import numpy as np
 from microgpt.batching import pad_batch
 from microgpt.engines import base, dtype_name
 from microgpt.engines.numpy_engine.model import gpt, loss
+from microgpt.engines.numpy_engine.muon import MuonAdamW
 from microgpt.engines.numpy_engine.optim import Adam
 from microgpt.engines.numpy_engine.tensor import Tensor, dropout, log_softmax
+from microgpt.engines.numpy_engine.threads import limit_blas_threads
 from microgpt.params import num_params, param_slices
 
 DTYPES = {"float64": "F64", "float32": "F32"}
@@ -26,6 +28,8 @@ class Model(base.Model):
         self.grad = np.zeros_like(self.flat)   # every step's gradients, laid out as self.flat
         self.grad_views = self._views(self.grad)
         self.optimizer = Adam(self.flat)
+        self.muon = None  # MuonAdamW over the same arrays, made when a step asks for --optimizer muon
+        limit_blas_threads(options.threads)
 
     def _views(self, flat):
         """{name: the [out, in] view of that parameter inside a flat array}."""
@@ -70,7 +74,11 @@ class Model(base.Model):
             rng = np.random.default_rng((tc.seed, t))
             drop = lambda x: dropout(x, tc.dropout, rng)
         value = self._forward_backward(seqs, weights, drop)
-        self.optimizer.step(self.grad, lr, t, tc)
+        if tc.optimizer == "muon":
+            self.muon = self.muon or MuonAdamW(self.optimizer, self.config)
+            self.muon.step(self.grad, lr, t, tc)
+        else:
+            self.optimizer.step(self.grad, lr, t, tc)
         return value
 
     def loss_and_grads(self, seqs, weights=None):

@@ -7,6 +7,7 @@ once: where the seed loops over tokens and keeps a KV cache, training here sees 
 
 import numpy as np
 
+from microgpt.engines.numpy_engine.modern import head_rmsnorm, relu2, rope, softcap
 from microgpt.engines.numpy_engine.tensor import (
     Tensor,
     causal_attention,
@@ -31,7 +32,9 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None, record=None):
     """
     drop = drop or (lambda x: x)
     B, T = idx.shape
-    x = embedding(params["wte"], idx) + embedding(params["wpe"], np.arange(pos0, pos0 + T))
+    x = embedding(params["wte"], idx)
+    if config.pos == "learned":  # (rope: positions turn q and k inside attention instead)
+        x = x + embedding(params["wpe"], np.arange(pos0, pos0 + T))
     x = rmsnorm(x)
     for li in range(config.n_layer):
         name = f"layer{li}."
@@ -41,6 +44,10 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None, record=None):
         q = linear(x, params[name + "attn_wq"])
         k = linear(x, params[name + "attn_wk"])
         v = linear(x, params[name + "attn_wv"])
+        if config.pos == "rope":
+            q, k = rope(q, config.n_head, pos0, config), rope(k, config.n_head, pos0, config)
+        if config.qk_norm:  # after the rotation, as Hugging Face's NanoChat
+            q, k = head_rmsnorm(q, config.n_head), head_rmsnorm(k, config.n_head)
         if cache is not None:
             c = cache[li]
             c["k"] = k.data if c["k"] is None else np.concatenate([c["k"], k.data], axis=1)
@@ -51,9 +58,13 @@ def gpt(params, config, idx, pos0=0, cache=None, drop=None, record=None):
         # 2) MLP
         x_residual = x
         x = rmsnorm(x)
-        x = relu(linear(x, params[name + "mlp_fc1"]))
+        x = linear(x, params[name + "mlp_fc1"])
+        x = relu2(x) if config.mlp == "relu2" else relu(x)
         x = drop(linear(x, params[name + "mlp_fc2"])) + x_residual
-    return linear(x, params["lm_head"])
+    if config.final_norm:
+        x = rmsnorm(x)
+    logits = linear(x, params["lm_head"])
+    return softcap(logits, config.softcap) if config.softcap else logits
 
 
 def loss(params, config, inputs, targets, weights, drop=None):

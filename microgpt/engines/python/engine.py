@@ -18,6 +18,9 @@ NO_DROPOUT = ("the python engine trains without dropout (the seed has none): "
 class Model(base.Model):
     def __init__(self, config, weights, options):
         dtype_name("python", options.dtype)  # (Python floats: float64, the only one it has)
+        if not config.is_seed:
+            raise MicroGPTError("the python engine computes the seed's architecture only (no --pos rope, --qk-norm, "
+                                "--mlp relu2, --final-norm, --softcap, --arch nanochat): use --engine numpy or torch")
         if options.graph not in GRAPHS:
             raise MicroGPTError(f"unknown graph {options.graph!r}: use textbook or fused")
         self.config, self.graph, self.stats = config, GRAPHS[options.graph], options.stats
@@ -56,6 +59,9 @@ class Model(base.Model):
     def check_training(self, tc):
         if tc.dropout:
             raise MicroGPTError(NO_DROPOUT)
+        if tc.optimizer != "adam":
+            raise MicroGPTError(f"the python engine trains with Adam only, not --optimizer {tc.optimizer}: "
+                                f"use --engine numpy or torch")
 
     def train_step(self, seqs, lr, t, tc, weights=None):
         self.check_training(tc)

@@ -15,10 +15,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from microgpt.batching import pad_batch
 from microgpt.engines import base, dtype_name
+from microgpt.engines.muon import is_muon_param, muon_lr
 from microgpt.engines.torch_engine import distributed
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
 from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, world_size
 from microgpt.engines.torch_engine.model import GPT, IGNORE, token_losses
+from microgpt.engines.torch_engine.muon import muon_step
 
 
 class Model(base.Model):
@@ -130,6 +132,14 @@ class Model(base.Model):
         else:
             loss = loss_sum * (1 / n)  # (1/n) * sum, as the seed
             loss.backward()
+        if tc.optimizer == "muon":  # Muon steps the layers' matrices; Adam skips them (no .grad)
+            state = self.optimizer.state
+            hidden = [p for name, p in self.params.items() if is_muon_param(name)]
+            muon_step(hidden, [state[p]["exp_avg"] for p in hidden], muon_lr(tc, lr), tc.muon_momentum,
+                      tc.weight_decay)
+            for p in hidden:
+                state[p]["exp_avg_sq"].zero_()  # (Muon keeps no second moment: zeros in the checkpoint)
+                p.grad = None
         for group in self.optimizer.param_groups:
             group.update(lr=lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
         for state in self.optimizer.state.values():
