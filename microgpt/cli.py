@@ -212,6 +212,15 @@ def build_parser():
     r.add_argument("--num", type=int, default=20, help="samples to show, each marked train / val / new (default 20)")
     r.add_argument("--text", action="append", default=None, help="a text whose attention to draw (repeatable)")
     r.add_argument("--max-docs", type=int, default=1000, help="documents per split to evaluate (default 1000; 0: all)")
+    ex = sub.add_parser("export", help="a run as a Hugging Face folder that transformers loads")
+    ex.add_argument("--out", required=True, help="run directory")
+    ex.add_argument("--to", required=True, help="the folder to write")
+    ex.add_argument("--overwrite", action="store_true", help="replace a folder already at --to")
+    ex.add_argument("--no-eval", action="store_true", help="no measured figures in the model card (no data needed)")
+    im = sub.add_parser("import", help="a Hugging Face folder (nanochat, or a microgpt export) as a run")
+    im.add_argument("--from", dest="src", required=True, help="the Hugging Face model folder")
+    im.add_argument("--out", required=True, help="run directory to make")
+    im.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     return parser
 
 
@@ -508,9 +517,24 @@ def cmd_tokenize(args):
         print(f"{i:>7}  {tok.readable_piece(i)}")
 
 
+def cmd_export(args):
+    from microgpt.export import export_run
+    kind = export_run(args.out, args.to, args.overwrite, not args.no_eval, log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.to} ({kind}" + (", load with trust_remote_code=True)" if kind == "microgpt" else ")"))
+
+
+def cmd_import(args):
+    from microgpt.export import import_folder
+    kind, notes = import_folder(args.src, args.out, args.overwrite)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    print(f"wrote the run {args.out} from {args.src} ({kind})")
+
+
 COMMANDS = {"train": cmd_train, "sft": cmd_sft, "rl": cmd_rl, "tasks": cmd_tasks, "chat": cmd_chat,
             "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "attention": cmd_attention,
-            "embeddings": cmd_embeddings, "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
+            "embeddings": cmd_embeddings, "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize,
+            "export": cmd_export, "import": cmd_import}
 
 
 def main(argv=None):
