@@ -54,7 +54,7 @@ def hf_config(config, dtype, bos, eos, fingerprint):
     common = {"vocab_size": config.vocab_size, "hidden_size": C, "intermediate_size": 4 * C,
               "num_hidden_layers": config.n_layer, "num_attention_heads": config.n_head,
               "max_position_embeddings": config.block_size, "rms_norm_eps": RMSNORM_EPS,
-              "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": bos, "tie_word_embeddings": False,
+              "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": eos, "tie_word_embeddings": False,
               "dtype": HF_DTYPES[dtype], "use_cache": True}
     if model_type(config) == "nanochat":
         out = {"architectures": ["NanoChatForCausalLM"], "model_type": "nanochat", **common,

@@ -59,7 +59,9 @@ def export_run(run_dir, to, overwrite=False, measure=True, log=None):
             log(f"note: {n}")
     config = names.hf_config(ck.config, dtype, tok.BOS, eos, fp)
     config["microgpt"] = _provenance(ck)
-    generation = {"bos_token_id": tok.BOS, "eos_token_id": eos, "pad_token_id": tok.BOS,
+    # pad = eos: generate() then never guesses an attention mask from the prompt's own tokens (a pad equal
+    # to BOS would mask the BOS every prompt starts with)
+    generation = {"bos_token_id": tok.BOS, "eos_token_id": eos, "pad_token_id": eos,
                   "max_length": ck.config.block_size + 1, "do_sample": False}
     name = os.path.basename(os.path.abspath(to))
     files = {

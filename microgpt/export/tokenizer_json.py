@@ -111,8 +111,8 @@ def chat_template():
 def tokenizer_config(tok, block_size, fingerprint):
     """tokenizer_config.json: the class AutoTokenizer builds, the special tokens, the chat template."""
     chat = is_chat(tok)
-    out = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS,
-           "eos_token": ASSISTANT_END if chat else BOS, "pad_token": BOS,
+    eos = ASSISTANT_END if chat else BOS
+    out = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": eos, "pad_token": eos,
            "model_max_length": block_size, "clean_up_tokenization_spaces": False,
            "microgpt_fingerprint": fingerprint}
     if chat:
