@@ -14,8 +14,6 @@ from microgpt.export.tokenizer_json import from_tokenizer_json, tokenizer_config
 from microgpt.tokenizers import CharTokenizer
 from microgpt.tokenizers.bpe import BPETokenizer
 
-tokenizers = pytest.importorskip("tokenizers", reason="HF tokenizers is not installed (pip install 'microgpt[hf]')")
-
 # scripts, accents (composed and combining), CJK, emoji (with joiners and skin tones), digits of
 # several systems, every kind of white space the split pattern knows, contractions in two cases
 TEXTS = [
@@ -41,6 +39,8 @@ def bpe():
 
 
 def hf(tok):
+    """Our tokenizer in the `tokenizers` library (the test skips without it)."""
+    tokenizers = pytest.importorskip("tokenizers", reason="HF tokenizers is not installed (pip install 'microgpt[hf]')")
     return tokenizers.Tokenizer.from_str(json.dumps(tokenizer_json(tok)))
 
 
