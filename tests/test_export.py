@@ -229,3 +229,14 @@ def test_overwrite_replaces_an_export(runs, tmp_path):
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["vocab_size"] == \
         Run.open(str(runs["bpe"])).config.vocab_size
     assert listing(tmp_path) == ["hf"]
+
+
+@pytest.mark.parametrize("name", ["char", "chat"])
+def test_the_cards_python_runs_and_writes_what_microgpt_samples(runs, exports, name, capsys):
+    _, text = front_matter(exports[name])
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(code, {"PATH": str(exports[name])})
+    wrote = capsys.readouterr().out.strip()
+    prompt = ["--prompt", "12+34"] if name == "chat" else []
+    got = printed(run_cli("sample", "--out", runs[name], "--temperature", "0", "--num", "1", *prompt, check=True))
+    assert got == [f"12+34 -> {wrote}" if name == "chat" else wrote]

@@ -106,6 +106,8 @@ def card(name, kind, ck, figures, notes, fingerprint):
     if chat:
         load.append('ids = tok.apply_chat_template([{"role": "user", "content": "12+34"}], '
                     'add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]')
+    elif (raw.get("train") or {}).get("data_mode") == "stream":
+        load.append('ids = tok("\\n", return_tensors="pt")["input_ids"]  # continuous text: continue a line break')
     else:
         load.append('ids = tok("<|bos|>", return_tensors="pt")["input_ids"]  # a new document starts at <|bos|>')
     load.append("print(tok.decode(model.generate(ids, do_sample=False)[0, ids.shape[1]:], skip_special_tokens=True))")
