@@ -96,7 +96,9 @@ def import_folder(src, out, overwrite=False):
     rng = random.Random(0).getstate()
     state["rng_state"] = [rng[0], list(rng[1]), rng[2]]
     train = prov.get("train") or TrainConfig(data_mode="chat" if is_chat(im.tokenizer) else "stream").to_dict()
-    engine = prov.get("engine") or EngineConfig().to_dict()
+    # the seed's architecture runs on the default (python) engine; the modern parts need an array engine
+    modern = any(im.fields[k] != v for k, v in names.ARCH_DEFAULTS.items() if k != "rope_theta")
+    engine = prov.get("engine") or (EngineConfig(name="numpy", dtype="float64") if modern else EngineConfig()).to_dict()
     kind = im.tokenizer.to_dict()["type"]
     run = prov.get("run") or ({"tokenizer": "bpe", "vocab_size": im.tokenizer.vocab_size} if kind == "bpe" else {})
     meta = {"train": train, "engine": engine, "run": run, "data": prov.get("data") or {},
