@@ -188,9 +188,9 @@ def test_a_nanochat_imports_and_gives_transformers_logits(tmp_path, dtype):
 
 @needs_modern
 def test_a_nanochat_run_exports_natively(tmp_path, words):
-    run_cli("train", "--arch", "nanochat", "--data", words, "--steps", "20", "--n-layer", "2", "--n-embd", "16",
-            "--n-head", "2", "--block-size", "16", "--eval-every", "0", "--quiet", "--num-samples", "0",
-            "--out", tmp_path / "run", check=True)
+    run_cli("train", "--arch", "nanochat", "--engine", "numpy", "--data", words, "--steps", "20", "--n-layer", "2",
+            "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--eval-every", "0", "--quiet",
+            "--num-samples", "0", "--out", tmp_path / "run", check=True)
     run_cli("export", "--out", tmp_path / "run", "--to", tmp_path / "hf", check=True)
     tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
     model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"))  # no remote code
