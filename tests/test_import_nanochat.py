@@ -203,3 +203,20 @@ def test_a_nanochat_run_exports_natively(tmp_path, words):
         text = tok.decode(model.generate(ids, do_sample=False)[0], skip_special_tokens=True)
     got = run_cli("sample", "--out", tmp_path / "run", "--temperature", "0", "--num", "1", check=True).stdout
     assert got.splitlines()[0].split(": ", 1)[1].rsplit("  (", 1)[0] == text
+
+
+@needs_modern
+@pytest.mark.parametrize("switches", [["--pos", "rope", "--mlp", "relu2"],
+                                      ["--qk-norm", "--final-norm", "--softcap", "5"]])
+def test_other_modern_switches_export_with_our_code(tmp_path, words, switches):
+    """Not nanochat's exact combination: model_type microgpt, our modeling code, microgpt's logits."""
+    run_cli("train", *switches, "--engine", "numpy", "--data", words, "--steps", "10", "--n-layer", "2", "--n-embd",
+            "16", "--n-head", "2", "--block-size", "16", "--eval-every", "0", "--quiet", "--num-samples", "0",
+            "--out", tmp_path / "run", check=True)
+    run_cli("export", "--out", tmp_path / "run", "--to", tmp_path / "hf", "--no-eval", check=True)
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["model_type"] == "microgpt"
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"), trust_remote_code=True)
+    seqs = [list(range(3, 19)), list(range(20, 4, -1))]
+    with torch.no_grad():
+        theirs = model(torch.tensor(seqs)).logits
+    assert model.dtype == torch.float64 and (theirs - our_logits(tmp_path / "run", seqs)).abs().max().item() <= 1e-10
