@@ -108,6 +108,14 @@ def test_a_nanochat_folder_reads_as_a_microgpt_model(tmp_path):
         assert list(flat) == state[theirs].flatten().tolist()
 
 
+def test_bfloat16_weights_read_as_float32(tmp_path):
+    model, _ = nanochat(tmp_path, torch.bfloat16)
+    im = read_folder(str(tmp_path))
+    assert im.dtype == "F32"  # every bfloat16 is a float32: nothing is lost
+    theirs = model.state_dict()["model.layers.1.mlp.fc1.weight"]
+    assert list(im.weights["layer1.mlp_fc1"][1]) == theirs.float().flatten().tolist()
+
+
 def test_a_different_norm_eps_is_a_note(tmp_path):
     nanochat(tmp_path, rms_norm_eps=1e-6)
     assert "eps is 1e-06" in read_folder(str(tmp_path)).notes[0]

@@ -86,7 +86,13 @@ def card(name, kind, ck, figures, notes, fingerprint):
     """The README.md text."""
     raw = ck.raw_config
     data = raw.get("data") or {}
-    data_name = os.path.basename(data["path"]) if isinstance(data.get("path"), str) else "names.txt (the default)"
+    run_cfg = raw.get("run") or {}
+    if isinstance(data.get("path"), str):
+        data_name = os.path.basename(data["path"])
+    elif (raw.get("train") or {}).get("data_mode") == "chat":  # rl on a chat task: its problems, no file
+        data_name = f"problems of the task {(run_cfg.get('rl') or {}).get('task')}"
+    else:
+        data_name = "names.txt (the default)"
     c = ck.config
     remote = kind == "microgpt"
     commands = [raw.get("command")] + list(raw.get("resumed") or [])

@@ -14,6 +14,7 @@ microgpt exported, back the training config, data and commands the export record
 import os
 import random
 import shutil
+import types
 
 from microgpt import MicroGPTError, checkpoint
 from microgpt.config import EngineConfig, TrainConfig
@@ -68,19 +69,14 @@ def read_folder(src):
         if fp != computed:
             raise MicroGPTError(f"{src}: the tokenizer and weights do not belong together ({where} declares "
                                 f"fingerprint {str(fp)[:12]}..., they are {computed[:12]}...): export the run again")
-    provenance = cfg.get("microgpt") if cfg.get("model_type") == "microgpt" or "microgpt" in cfg else None
+    provenance = cfg.get("microgpt")  # what a microgpt export recorded about its run
     return Imported(cfg["model_type"], fields, tokenizer, weights, dtype,
                     provenance if isinstance(provenance, dict) else None, notes)
 
 
 def _shapes_config(fields):
     """An object with GPTConfig's attributes for param_shapes, whichever fields GPTConfig has."""
-    class Shapes:
-        head_dim = fields["n_embd"] // fields["n_head"]
-    shapes = Shapes()
-    for k, v in fields.items():
-        setattr(shapes, k, v)
-    return shapes
+    return types.SimpleNamespace(**fields, head_dim=fields["n_embd"] // fields["n_head"])
 
 
 def import_folder(src, out, overwrite=False):
