@@ -2,13 +2,14 @@
 
 Each command is flags -> a config -> one call into the library -> print: parser.py holds the
 flags, training.py the commands that train (train, sft, rl), using.py those that use a saved
-run (sample, eval, chat), tools.py the rest. Nothing here computes anything itself.
+run (sample, eval, chat), ecosystem.py those that take it elsewhere (export, import, serve),
+tools.py the rest. Nothing here computes anything itself.
 """
 
 import sys
 
 from microgpt import __version__
-from microgpt.cli import tools, training, using
+from microgpt.cli import ecosystem, tools, training, using
 from microgpt.cli.parser import build_parser
 from microgpt.errors import MicroGPTError
 
@@ -16,7 +17,7 @@ COMMANDS = {"train": training.cmd_train, "sft": training.cmd_sft, "rl": training
             "sample": using.cmd_sample, "eval": using.cmd_eval, "chat": using.cmd_chat,
             "tasks": tools.cmd_tasks, "tokenizer": tools.cmd_tokenizer, "tokenize": tools.cmd_tokenize,
             "plot": tools.cmd_plot, "attention": tools.cmd_attention, "embeddings": tools.cmd_embeddings,
-            "report": tools.cmd_report}
+            "report": tools.cmd_report, "export": ecosystem.cmd_export, "import": ecosystem.cmd_import}
 
 
 def main(argv=None):

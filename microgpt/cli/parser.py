@@ -259,4 +259,14 @@ def build_parser(version):
                    help="a text whose attention to draw (repeatable)")
     r.add_argument("--max-docs", metavar="N", type=int, default=1000,
                    help="documents per split to evaluate (default 1000; 0: all)")
+
+    ex = sub.add_parser("export", help="a run as a Hugging Face folder that transformers loads")
+    ex.add_argument("--out", required=True, metavar="RUN", help="run directory")
+    ex.add_argument("--to", required=True, metavar="DIR", help="the folder to write")
+    ex.add_argument("--overwrite", action="store_true", help="replace a folder already at --to")
+    ex.add_argument("--no-eval", action="store_true", help="no measured figures in the model card (no data needed)")
+    im = sub.add_parser("import", help="a Hugging Face folder (nanochat, or a microgpt export) as a run")
+    im.add_argument("--from", dest="src", required=True, metavar="DIR", help="the Hugging Face model folder")
+    im.add_argument("--out", required=True, metavar="RUN", help="run directory to make")
+    im.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     return parser
