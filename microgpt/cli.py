@@ -212,6 +212,15 @@ def build_parser():
     r.add_argument("--num", type=int, default=20, help="samples to show, each marked train / val / new (default 20)")
     r.add_argument("--text", action="append", default=None, help="a text whose attention to draw (repeatable)")
     r.add_argument("--max-docs", type=int, default=1000, help="documents per split to evaluate (default 1000; 0: all)")
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible API and a page to watch the model think (microgpt[serve])")
+    sv.add_argument("--out", action="append", required=True, help="a run directory (repeat to serve several)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    sv.add_argument("--api-key", default=os.environ.get("MICROGPT_API_KEY"),
+                    help="require 'Authorization: Bearer KEY' (default: $MICROGPT_API_KEY; none: no key)")
+    sv.add_argument("--reload", action="store_true", help="serve each new checkpoint a running train writes")
+    sv.add_argument("--engine", default=None, help="python | numpy | torch (default: the engine that trained it)")
     return parser
 
 
@@ -508,9 +517,15 @@ def cmd_tokenize(args):
         print(f"{i:>7}  {tok.readable_piece(i)}")
 
 
+def cmd_serve(args):
+    from microgpt.serve import serve
+    serve(args.out, args.host, args.port, args.api_key, args.reload, args.engine)
+
+
 COMMANDS = {"train": cmd_train, "sft": cmd_sft, "rl": cmd_rl, "tasks": cmd_tasks, "chat": cmd_chat,
             "sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "attention": cmd_attention,
-            "embeddings": cmd_embeddings, "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize}
+            "embeddings": cmd_embeddings, "report": cmd_report, "tokenizer": cmd_tokenizer, "tokenize": cmd_tokenize,
+            "serve": cmd_serve}
 
 
 def main(argv=None):
