@@ -179,7 +179,7 @@ def test_the_api_key_is_required_when_set(runs):
         assert s.client(api_key="s3cret").completions.create(model="base", prompt="a", max_tokens=2).choices
         assert s.get("/v1/models")[0] == 401 and s.get("/v1/models", {"Authorization": "Bearer s3cret"})[0] == 200
         import urllib.request
-        with urllib.request.urlopen(s.url + "/") as page:  # the page itself (no secret in it) loads; it asks for the key
+        with urllib.request.urlopen(s.url + "/") as page:  # the page (no secret in it) loads, then asks for the key
             assert page.status == 200
     finally:
         s.close()

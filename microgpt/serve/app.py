@@ -51,14 +51,17 @@ class Slots:
         self.sem, self.max_waiting, self.waiting, self.active = anyio.Semaphore(active), waiting, 0, 0
 
     async def acquire(self):
-        if self.sem.value == 0 and self.waiting >= self.max_waiting:
-            raise APIError(429, f"the server is busy ({self.active} requests generating, {self.waiting} waiting): "
-                           f"try again shortly", code="server_busy", type="server_busy")
-        self.waiting += 1
         try:
-            await self.sem.acquire()
-        finally:
-            self.waiting -= 1
+            self.sem.acquire_nowait()  # (a slot given back goes to the first waiter: no one jumps the line)
+        except anyio.WouldBlock:
+            if self.waiting >= self.max_waiting:
+                raise APIError(429, f"the server is busy ({self.active} requests generating, {self.waiting} "
+                               f"waiting): try again shortly", code="server_busy", type="server_busy") from None
+            self.waiting += 1
+            try:
+                await self.sem.acquire()
+            finally:
+                self.waiting -= 1
         self.active += 1
 
     def release(self):

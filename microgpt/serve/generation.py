@@ -15,6 +15,7 @@ string, so streamed pieces never have to be taken back.
 """
 
 import codecs
+import heapq
 import math
 
 from microgpt.sample import pick, probs_from_logits
@@ -94,7 +95,7 @@ class Rows:
             s.append(token)
             self.new[b].append(token)
             logp = log_softmax(row)
-            top = sorted(range(len(logp)), key=lambda i: -logp[i])[:self.top_logprobs]
+            top = heapq.nlargest(self.top_logprobs, range(len(logp)), key=logp.__getitem__) if self.top_logprobs else []
             out.append((b, token, logp[token], [(i, logp[i]) for i in top]))
             if self.max_new is not None and len(self.new[b]) >= self.max_new:
                 self.end(b, "length")
@@ -112,6 +113,8 @@ class Text:
 
     def add(self, token):
         """Take one token; -> the new text that can be sent (held back: what may begin a stop string)."""
+        if self.stopped:
+            return ""
         self.text += self.decoder.decode(self.tokenizer.token_bytes(token))
         return self._release(final=False)
 

@@ -85,7 +85,7 @@ class Runs:
             if not os.path.isdir(p):
                 raise MicroGPTError(f"--out {p}: no such run folder; train a run there first")
         self.by_name = {n: open_served(p, n, engine) for p, n in zip(paths, run_names(paths))}
-        self._checked = 0.0
+        self._checked, self._failed = 0.0, {}
 
     def get(self, name):
         return self.by_name.get(name)
@@ -107,7 +107,9 @@ class Runs:
             try:
                 new = open_served(served.path, name, self.engine)
             except MicroGPTError as e:
-                self.log(f"note: {served.path}: kept the model of step {served.step} ({e})")
+                if self._failed.get(name) != sig:  # said once per checkpoint, not at every look
+                    self.log(f"note: {served.path}: kept the model of step {served.step} ({e})")
+                self._failed[name] = sig
                 continue
             self.by_name[name] = new
             self.log(f"reloaded {name}: step {served.step} -> {new.step}")
