@@ -79,6 +79,36 @@ def test_chat_replies_are_microgpt_samples(server, runs):
         runs["chat"], "--temperature", "1.0", "--seed", "11", "--num", "4", "--prompt", "5+7")
 
 
+@pytest.mark.parametrize("engine", ["python", pytest.param("torch", marks=pytest.mark.slow)])  # (torch: ~13 s)
+def test_any_engine_serves_what_it_samples(runs, engine):
+    if engine == "torch":
+        pytest.importorskip("torch")
+    s = LiveServer([runs["base"]], engine=engine)
+    try:
+        assert s.get("/api/info")[1]["models"][0]["engine"] == engine
+        r = s.client().completions.create(model="base", prompt="em", temperature=0.7, seed=5, n=2)
+        assert ["em" + ch.text for ch in r.choices] == sampled(runs["base"], "--engine", engine, "--temperature", "0.7",
+                                                              "--seed", "5", "--num", "2", "--prompt", "em")
+    finally:
+        s.close()
+
+
+def test_attention_is_the_pictures_attention(server, runs):
+    import numpy as np
+
+    from microgpt import checkpoint
+    from microgpt.pictures.attention import attention_maps
+    status, a = server.post("/api/attention", {"model": "base", "text": "emma"})
+    assert status == 200 and a["tokens"] == ["<bos>", "e", "m", "m", "a"] and a["first"] == 0
+    ckpt = checkpoint.load(runs["base"], with_optimizer=False)
+    want = attention_maps(ckpt, [ckpt.tokenizer.BOS] + ckpt.tokenizer.encode("emma"))
+    assert np.abs(np.array(a["maps"]) - want).max() <= 5e-5 and want.shape == (1, 2, 5, 5)
+    assert np.allclose(np.array(a["maps"]).sum(-1), 1, atol=1e-3)
+    conversation = [{"role": "user", "content": "12+34"}, {"role": "assistant", "content": "4"}]
+    status, a = server.post("/api/attention", {"model": "chat", "messages": conversation})
+    assert status == 200 and a["tokens"] == ["<bos>", "<user>", "1", "2", "+", "3", "4", "</user>", "<asst>", "4"]
+
+
 def test_streams_give_the_same_text_as_whole_responses(server):
     c = server.client()
     kw = dict(model="chat", messages=[{"role": "user", "content": "3+4"}], temperature=0.8, seed=5, n=2)

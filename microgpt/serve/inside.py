@@ -14,6 +14,7 @@ from microgpt import MicroGPTError
 from microgpt.serve.runs import default_stream_prompt
 from microgpt.serve.schema import bad
 
+MAX_SHOWN = 96      # tokens whose attention the page draws at most (the last ones): 96 x 96 cells a head
 MAX_TEXT = 100_000  # characters of text to draw attention over (only the last block_size tokens matter)
 
 
@@ -39,12 +40,18 @@ def attention_ids(served, body):
 
 
 def attention_of(served, body):
-    """{"tokens": [label per position], "maps": [layer][head][query][key]} (4 decimals; zeros after the query)."""
+    """{"tokens": [label per position], "maps": [layer][head][query][key]} (4 decimals; zeros after the
+    query). Past MAX_SHOWN tokens only the last ones are sent (their rows and columns of the maps,
+    computed over the whole sequence), with "first": the position of the first one sent."""
+    import numpy as np
+
     from microgpt.pictures.attention import attention_maps, token_labels
     ids = attention_ids(served, body)
-    maps = attention_maps(served.attention_model(), ids)
-    return {"model": served.name, "step": served.step, "tokens": token_labels(served.tokenizer, ids),
-            "maps": [[[[round(float(w), 4) for w in row] for row in head] for head in layer] for layer in maps]}
+    maps = attention_maps(served.attention_model(), ids)  # [L, H, T, T]
+    first = max(0, len(ids) - MAX_SHOWN)
+    return {"model": served.name, "step": served.step, "first": first,
+            "tokens": token_labels(served.tokenizer, ids)[first:],
+            "maps": np.round(maps[:, :, first:, first:], 4).tolist()}
 
 
 def metrics_since(run_dir, since):
