@@ -82,6 +82,16 @@ def test_each_bad_request_gets_its_4xx_and_the_server_answers_on(server, path, b
     assert server.post(COMP, C(max_tokens=3))[0] == 200
 
 
+def test_cross_site_requests_are_refused(server):
+    got = server.post(COMP, C(), headers={"Content-Type": "text/plain"})  # what a form on any page can send
+    assert (got[0], got[1]["error"]["code"]) == (415, "unsupported_media_type")
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example"):  # a DNS-rebinding page
+        got = server.post(COMP, C(), headers={"Host": host})
+        assert (got[0], got[1]["error"]["code"]) == (403, "forbidden_host")
+    for host in ("localhost", f"127.0.0.1:{server.port}", "[::1]:80", "localhost:1"):
+        assert server.post(COMP, C(max_tokens=1), headers={"Host": host})[0] == 200
+
+
 def test_unknown_paths_and_methods_are_json_errors(server):
     assert server.get("/v1/nothing") == (404, {"error": {"message": "no such endpoint: /v1/nothing",
                                                          "type": "invalid_request_error", "param": None,

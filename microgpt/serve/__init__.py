@@ -60,7 +60,7 @@ def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=
     from microgpt.serve.runs import Runs
     runs = Runs(outs, engine=engine, reload=reload, log=lambda m: print(m, file=sys.stderr, flush=True))
     settings = settings or Settings()
-    settings.api_key = api_key
+    settings.api_key, settings.host = api_key, host
     app = build_app(runs, settings)
     sock = bind(host, port)
     port = sock.getsockname()[1]

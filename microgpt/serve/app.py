@@ -38,6 +38,7 @@ from microgpt.serve.schema import APIError, Limits, bad
 @dataclass
 class Settings:
     api_key: str = None
+    host: str = "127.0.0.1"  # the address listened on (on a loopback one, requests must name it)
     max_active: int = 8      # requests generating at once
     max_waiting: int = 64    # requests waiting for a turn; more are refused (429)
     limits: Limits = field(default_factory=Limits)
@@ -145,6 +146,7 @@ class EventStream:
 def build_app(runs, settings=None):
     """The Starlette app serving `runs` (a runs.Runs)."""
     settings = settings or Settings()
+    loopback = is_loopback(settings.host)
     slots = Slots(settings.max_active, settings.max_waiting)
     limiter = anyio.CapacityLimiter(settings.max_active)
 
@@ -164,9 +166,23 @@ def build_app(runs, settings=None):
             raise APIError(401, "a missing or wrong API key: send the server's --api-key as "
                            "'Authorization: Bearer KEY'", code="invalid_api_key")
 
+    def checked(request):
+        """Refuse what a web page on another site could make a browser send here: a POST without a JSON
+        body type (a cross-site form; JSON makes the browser ask first, and we never allow it), and, on a
+        loopback address, a Host that is not this machine (a DNS-rebinding page reading the answers)."""
+        if loopback:
+            host = host_name(request.headers.get("host", ""))
+            if not is_loopback(host):
+                raise APIError(403, f"the Host header {host!r} is not this machine: call the server as 127.0.0.1 or "
+                               f"localhost (or bind it with --host)", code="forbidden_host")
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith("application/json"):
+            raise APIError(415, "send the body as JSON, with 'Content-Type: application/json'",
+                           code="unsupported_media_type")
+
     def endpoint(fn):
         async def handle(request):
             try:
+                checked(request)
                 authorized(request)
                 return await fn(request)
             except APIError as e:
@@ -259,6 +275,13 @@ def build_app(runs, settings=None):
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: fault}, lifespan=lifespan)
     app.state.slots, app.state.runs = slots, runs
     return app
+
+
+def host_name(header):
+    """The name in a Host header, without its port: "[::1]:80" -> "::1", "localhost:8000" -> "localhost"."""
+    if header.startswith("["):
+        return header[1:].split("]")[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def is_loopback(host):
