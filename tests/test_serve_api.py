@@ -6,6 +6,7 @@ top_k, the API key, and the command itself. Generation stepping = sample.generat
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,6 +198,20 @@ def test_text_holds_back_what_may_become_a_stop_string():
     assert [t.add(i) for i in tok.encode("axyb")] == ["a", "", "", "xyb"] and t.close() == ""
     t = Text(tok, ("xyz",))
     assert [t.add(i) for i in tok.encode("axyz")] + [t.close()] == ["a", "", "", "", ""]
+
+
+def test_the_docs_example_runs_as_written(runs, tmp_path, capsys):
+    doc = open(os.path.join(ROOT, "docs", "serve.md")).read()
+    example = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    for name, run in (("names", runs["base"]), ("add", runs["chat"])):  # the example's run names
+        shutil.copytree(run, tmp_path / name)
+    s = LiveServer([str(tmp_path / "names"), str(tmp_path / "add")])
+    try:
+        exec(example.replace("http://127.0.0.1:8000", s.url), {})
+    finally:
+        s.close()
+    name, reply = capsys.readouterr().out.splitlines()
+    assert name and re.fullmatch(r"[0-9]*", reply)
 
 
 def test_the_api_key_is_required_when_set(runs):
