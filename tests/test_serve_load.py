@@ -176,7 +176,7 @@ def test_a_full_server_refuses_at_once_and_the_queue_drains(gated):
         texts.append("".join(json.loads(line[6:])["choices"][0]["text"] for line in r.read().decode().split("\n\n")
                              if line.startswith("data: {")))
     assert texts[0] == texts[1] == s.client().completions.create(**body).choices[0].text
-    assert (s.slots.active, s.slots.waiting) == (0, 0)
+    wait_for(lambda: (s.slots.active, s.slots.waiting) == (0, 0), "every slot back")
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -189,10 +189,13 @@ def test_a_client_that_goes_away_frees_its_slot_within_a_token(gated, stream):
     wait_for(lambda: g.calls == 10, "ten model calls")
     conn.sock.shutdown(2)
     conn.close()
-    g.permits.release(5)  # the call under way when the client left finishes; no more start
-    wait_for(lambda: s.slots.active == 0, "the slot to be given back")
-    time.sleep(0.2)
-    assert g.calls <= 12, g.calls
+    for extra in range(1, 51):  # one more call at a time, until the slot is free (2000 tokens would take 2000)
+        g.permits.release(1)
+        time.sleep(0.05)
+        if s.slots.active == 0:
+            break
+    assert s.slots.active == 0 and extra <= 5, (g.calls, extra)
+    g.permits.release(100)
     assert s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 1})[0] == 200  # the server goes on
 
 
@@ -234,7 +237,8 @@ def test_32_concurrent_streams_finish_with_the_right_text(runs):
             t.join(120)
         assert not errors and len(got) == 32, errors
         assert all(got[i] == want[asks[i % 16]] for i in range(32))
-        assert meter.busy == 0 and 1 <= meter.most <= 4 and (s.slots.active, s.slots.waiting) == (0, 0)
+        assert meter.busy == 0 and 1 <= meter.most <= 4
+        wait_for(lambda: (s.slots.active, s.slots.waiting) == (0, 0), "every slot back")  # (just after [DONE])
     finally:
         meter.permits.release(10 ** 6)
         s.close()
@@ -261,7 +265,8 @@ def test_reload_serves_each_new_checkpoint_whole(runs, tmp_path):
             assert live.post(COMP, {"model": "base", "prompt": "a", "max_tokens": 3})[0] == 200
         assert train.wait() == 0
         wait_for(lambda: live.runs.get("base").step == 100, "the last checkpoint", timeout=30)
-        assert steps == sorted(steps) and len(set(steps)) > 1, steps[:50]
+        steps.append(live.get("/v1/models")[1]["data"][0]["microgpt"]["step"])
+        assert steps[0] == 30 and steps[-1] == 100 and steps == sorted(steps), steps
         new = live.client().completions.create(model="base", prompt="em", temperature=0).choices[0].text
         printed = run_cli("sample", "--out", run, "--temperature", "0", "--num", "1", "--prompt", "em",
                           check=True).stdout
