@@ -267,3 +267,10 @@ def test_the_command_refuses_a_missing_run_or_a_taken_port(runs, tmp_path):
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=30)
+
+
+def test_without_the_extra_one_line_says_what_to_install(runs):
+    hide = "import sys; sys.modules['uvicorn'] = None; from microgpt.cli import main; main()"
+    p = subprocess.run([sys.executable, "-c", hide, "serve", "--out", runs["base"]], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert_one_line_error(p, "pip install 'microgpt[serve]'")
