@@ -67,6 +67,7 @@ BAD = [  # (path, body or raw bytes, status, code or param it names)
     (CHAT, M(model="base"), 400, "wrong_endpoint"), (COMP, C(model="chat"), 400, "wrong_endpoint"),
     ("/api/attention", {"model": "base", "text": "EMMA"}, 400, "invalid_characters"),
     ("/api/attention", {"model": "base", "text": 5}, 400, "text"),
+    ("/api/attention", {"model": ["base"], "text": "a"}, 400, "missing_model"),
 ]
 
 

@@ -151,6 +151,9 @@ def build_app(runs, settings=None):
     limiter = anyio.CapacityLimiter(settings.max_active)
 
     def served(name):
+        if not isinstance(name, str) or not name:
+            raise bad("model is required: the id of a served model (GET /v1/models lists them)", "model",
+                      "missing_model")
         got = runs.get(name)
         if got is None:
             raise APIError(404, f"the model {name!r} does not exist: this server has {', '.join(runs.by_name)}",

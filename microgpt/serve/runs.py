@@ -106,7 +106,7 @@ class Runs:
                 continue
             try:
                 new = open_served(served.path, name, self.engine)
-            except MicroGPTError as e:
+            except (MicroGPTError, OSError) as e:  # (a folder made unreadable meanwhile: keep serving)
                 if self._failed.get(name) != sig:  # said once per checkpoint, not at every look
                     self.log(f"note: {served.path}: kept the model of step {served.step} ({e})")
                 self._failed[name] = sig
