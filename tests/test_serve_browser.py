@@ -165,3 +165,22 @@ def test_the_page_chats_with_a_chat_model(driver, server):
     driver.find_element(By.ID, "say").send_keys("/reset", Keys.ENTER)
     until(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, ".msg"), "an empty conversation")
     assert driver.get_log("browser") == []
+
+
+def test_the_page_asks_for_the_api_key(driver, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from microgpt.serve.app import Settings
+    s = LiveServer([server.paths["base"]], Settings(api_key="k3y"))
+    try:
+        driver.get(s.url + "/")
+        until(driver, lambda d: d.find_element(By.ID, "key").is_displayed(), "the key's field")
+        driver.find_element(By.ID, "key").send_keys("k3y", Keys.ENTER)
+        until(driver, lambda d: "step 30" in d.find_element(By.ID, "info").text, "the model's info")
+        driver.find_element(By.ID, "prefix").send_keys("a", Keys.ENTER)
+        until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#out .tok"), "the continuation")
+        logged = [e["message"] for e in driver.get_log("browser")]
+        assert logged and all("401 (Unauthorized)" in m for m in logged), logged  # only the requests before the key
+    finally:
+        s.close()
