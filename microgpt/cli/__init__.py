@@ -17,7 +17,8 @@ COMMANDS = {"train": training.cmd_train, "sft": training.cmd_sft, "rl": training
             "sample": using.cmd_sample, "eval": using.cmd_eval, "chat": using.cmd_chat,
             "tasks": tools.cmd_tasks, "tokenizer": tools.cmd_tokenizer, "tokenize": tools.cmd_tokenize,
             "plot": tools.cmd_plot, "attention": tools.cmd_attention, "embeddings": tools.cmd_embeddings,
-            "report": tools.cmd_report, "export": ecosystem.cmd_export, "import": ecosystem.cmd_import}
+            "report": tools.cmd_report, "export": ecosystem.cmd_export, "import": ecosystem.cmd_import,
+            "serve": ecosystem.cmd_serve}
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""`microgpt export | import`: a run to and from a Hugging Face folder (microgpt/export)."""
+"""`microgpt export | import | serve`: a run to and from a Hugging Face folder (microgpt/export), and
+served over HTTP (microgpt/serve)."""
 
 import sys
 
@@ -15,3 +16,8 @@ def cmd_import(args):
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     print(f"wrote the run {args.out} from {args.src} ({kind})")
+
+
+def cmd_serve(args):
+    from microgpt.serve import serve
+    serve(args.out, args.host, args.port, args.api_key, args.reload, args.engine)

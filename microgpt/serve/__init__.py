@@ -1,0 +1,76 @@
+"""`microgpt serve`: trained runs behind an OpenAI-compatible API, and a page where learners watch
+the model think (tokens with their probabilities, the alternatives, attention, the training).
+
+    microgpt serve --out runs/names [--out runs/chat] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--reload]
+
+Why Starlette + uvicorn, not FastAPI: the API is six routes whose bodies we check by hand
+anyway, to give OpenAI's error body with our one-line messages and to refuse what a tiny model
+cannot do; FastAPI would add pydantic (a compiled dependency) and its own 422 error shape for
+what is here a 400 with a named field, and its OpenAPI pages are not what learners come for.
+Starlette (pure Python, on anyio) is the ASGI toolkit FastAPI itself is built on, and uvicorn
+the usual server for it: `pip install 'microgpt[serve]'`.
+
+Layout: runs.py opens the runs (the one call into the run API) and reloads them; schema.py checks
+requests; generation.py steps the model one token at a time (sample.py's policy); completions.py
+turns a request into choices and OpenAI's responses and stream chunks; inside.py computes what the
+page shows beside the text; page.py + page.html are the page; app.py wires the routes, the
+limits and the errors.
+"""
+
+import sys
+
+from microgpt.errors import MicroGPTError
+
+EXTRA = "pip install 'microgpt[serve]'"
+
+
+def require_extra():
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise MicroGPTError(f"microgpt serve needs starlette and uvicorn: {EXTRA}") from None
+
+
+def bind(host, port):
+    """A listening socket on host:port (port 0: any free one)."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        raise MicroGPTError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --port or "
+                            f"--host") from None
+    sock.setblocking(False)
+    return sock
+
+
+def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=None, settings=None):
+    """Open the runs in `outs`, then serve them until Ctrl-C."""
+    require_extra()
+    if not 0 <= port <= 65535:
+        raise MicroGPTError(f"--port {port}: use a port from 1 to 65535 (0: any free one)")
+    import uvicorn
+
+    from microgpt.serve.app import Settings, build_app, is_loopback
+    from microgpt.serve.runs import Runs
+    runs = Runs(outs, engine=engine, reload=reload, log=lambda m: print(m, file=sys.stderr, flush=True))
+    settings = settings or Settings()
+    settings.api_key, settings.host = api_key, host
+    app = build_app(runs, settings)
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
+    if not is_loopback(host) and not api_key:
+        print(f"warning: listening on {host} without --api-key: anyone who can reach this machine can use the "
+              f"models", file=sys.stderr, flush=True)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    for s in runs:
+        print(f"serving {s.name} ({'chat' if s.chat else 'base'} model, step {s.step}, {s.engine} engine)")
+    print(f"page: {url}/  OpenAI API: {url}/v1" + ("  (reloading new checkpoints)" if reload else ""), flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3,
+                            lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
