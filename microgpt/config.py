@@ -6,63 +6,17 @@ Nothing here reads or writes a file."""
 
 import math
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 from microgpt.errors import MicroGPTError
+from microgpt.jsonconfig import JSONConfig, require
 from microgpt.jsonfile import short
 
 STAGES = ("pretrain", "sft", "rl")  # what made a run: microgpt train, sft, rl
+SCHEDULES = ("linear", "cosine", "constant", "wsd")  # learning-rate schedules: see learning_rate()
 
 RMSNORM_EPS = 1e-5  # rmsnorm(x) = x * (mean(x^2) + RMSNORM_EPS) ** -0.5 in every engine
 INIT_STD = 0.08     # every weight starts as gauss(0, INIT_STD)
-
-
-def require(flag, value, rule):
-    """One check for every numeric option of every command: `rule` is positive (> 0),
-    nonneg (>= 0) or fraction ([0, 1)); NaN and infinities are refused everywhere."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        (isinstance(value, int) or math.isfinite(value))  # (an int is finite, and may be too large for a float)
-    if rule == "positive":
-        ok, want = ok and value > 0, "> 0"
-    elif rule == "nonneg":
-        ok, want = ok and value >= 0, ">= 0"
-    else:
-        ok, want = ok and 0 <= value < 1, "in [0, 1)"
-    if not ok:
-        raise MicroGPTError(f"--{flag.replace('_', '-')} must be a finite number {want}, got {short(value)}")
-
-
-class JSONConfig:
-    """to_dict / from_dict for a config dataclass; from_dict checks each field's type."""
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        if not isinstance(d, dict):
-            raise ValueError(f"{cls.__name__} must be a JSON object")
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for f in fields(cls):
-            if f.name in d:
-                kwargs[f.name] = _checked(cls.__name__, f.name, hints[f.name], d[f.name])
-        return cls(**kwargs)
-
-
-def _checked(owner, name, typ, v):
-    optional = typing.get_origin(typ) is typing.Union and type(None) in typing.get_args(typ)
-    if optional:
-        if v is None:
-            return None
-        typ = next(t for t in typing.get_args(typ) if t is not type(None))
-    if isinstance(typ, type) and issubclass(typ, JSONConfig):
-        return typ.from_dict(v)
-    if typ is float and isinstance(v, int) and not isinstance(v, bool):
-        v = float(v) if abs(v) < 2 ** 1024 else math.inf  # (too large for a float: refused below)
-    if type(v) is not typ or (typ is float and not math.isfinite(v)):
-        raise ValueError(f"{owner}.{name} must be {typ.__name__}, got {short(v)}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -142,8 +96,9 @@ class TrainConfig(JSONConfig):
     steps: int = 1000
     batch_size: int = 1           # documents (or windows) per step; 1 = the seed
     lr: float = 0.01
-    lr_schedule: str = "linear"   # linear | cosine | constant
+    lr_schedule: str = "linear"   # linear | cosine | constant | wsd
     warmup_steps: int = 0
+    decay_frac: float = 0.2       # wsd: the last fraction of the steps, where the learning rate decays to 0
     beta1: float = 0.85
     beta2: float = 0.99
     eps: float = 1e-8
@@ -167,8 +122,10 @@ class TrainConfig(JSONConfig):
             require(name, getattr(self, name), "nonneg")
         for name in ("dropout", "val_frac", "beta1", "beta2"):
             require(name, getattr(self, name), "fraction")
-        if self.lr_schedule not in ("linear", "cosine", "constant"):
-            raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use linear, cosine or constant")
+        if self.lr_schedule not in SCHEDULES:
+            raise MicroGPTError(f"unknown --lr-schedule {self.lr_schedule!r}: use {', '.join(SCHEDULES)}")
+        if not (isinstance(self.decay_frac, float) and 0 < self.decay_frac <= 1):
+            raise MicroGPTError(f"--decay-frac must be in (0, 1], got {short(self.decay_frac)}")
         if self.optimizer not in ("adam", "muon"):
             raise MicroGPTError(f"unknown --optimizer {short(self.optimizer)}: use adam or muon")
         require("muon_lr", self.muon_lr, "positive")
@@ -273,14 +230,27 @@ def changed(config, changes):
 
 
 def learning_rate(tc, step):
-    """The learning rate for 0-based `step`. linear is the seed's: lr * (1 - step / steps)."""
+    """The learning rate for 0-based `step`:
+    linear    the seed's, lr * (1 - step / steps)
+    cosine    linear warm-up, then a cosine down to 10% of lr (as nanoGPT)
+    constant  lr
+    wsd       warm-up, stable at lr, then a linear decay to 0 over the last decay_frac of the steps.
+              Until the decay starts, the rate does not depend on steps: a run can be made longer
+              without a jump (train/loop.py keeps RUN/stable, the run as the decay began)."""
     if tc.lr_schedule == "constant":
         return tc.lr
     if tc.lr_schedule == "linear":
         return tc.lr * (1 - step / tc.steps)
-    # cosine with linear warm-up, decaying to 10% of lr (as nanoGPT)
     if step < tc.warmup_steps:
         return tc.lr * (step + 1) / tc.warmup_steps
+    if tc.lr_schedule == "wsd":
+        start = decay_start(tc)
+        return tc.lr if step < start else tc.lr * (tc.steps - step) / (tc.steps - start)
     progress = (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps)
     min_lr = tc.lr * 0.1
     return min_lr + 0.5 * (tc.lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def decay_start(tc):
+    """wsd: the first step of the decay (the steps before it train at the full rate)."""
+    return max(tc.warmup_steps, tc.steps - max(1, round(tc.steps * tc.decay_frac)))

@@ -113,7 +113,7 @@ class RLRun(Run):
             return self.base.weights
         return checkpoint.load_weights(os.path.join(self.out, REFERENCE), self.config)
 
-    def save(self):
+    def save(self, run_dir=None):
         path = os.path.join(self.out, REFERENCE)
         if self.is_main and not os.path.exists(path):  # kept beside the run: the KL reference after a resume
             shapes = param_shapes(self.config)
@@ -124,7 +124,7 @@ class RLRun(Run):
             except OSError as e:
                 raise MicroGPTError(f"cannot write {path} ({e.strerror}): free some space or fix the folder's "
                                     f"permissions") from None
-        super().save()
+        super().save(run_dir)
 
     # ------------------------------------------------------------------ one step
 

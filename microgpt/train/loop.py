@@ -21,6 +21,7 @@ from microgpt.engines import get_engine, normalized
 from microgpt.errors import MicroGPTError, math_overflow
 from microgpt.lock import RunLock
 from microgpt.params import num_params
+from microgpt.train.continuation import STABLE, continue_from, is_decay_start
 from microgpt.train.metrics import MetricsLog, Window
 from microgpt.train.signals import StopSignals
 
@@ -85,6 +86,7 @@ class TrainingRun:
         if ckpt is None or ckpt.stamp != checkpoint.stamp(self.out):  # (read before a save we now hold off)
             ckpt = checkpoint.load(self.out)
         self._check_resume(ckpt)
+        ckpt = continue_from(self.out, ckpt, self.cfg.train, self.note)
         self.resumed = list(ckpt.raw_config.get("resumed") or []) + ([self.command] if self.command else [])
         self.command = ckpt.raw_config.get("command", self.command)
         return ckpt
@@ -212,6 +214,8 @@ class TrainingRun:
                 window = Window()
             if self.cfg.checkpoint_every and done % self.cfg.checkpoint_every == 0 and done < end:
                 self.together(self.save)
+            if is_decay_start(self.cfg.train, done):
+                self.together(self.save, os.path.join(self.out, STABLE))
             if stop and self.model.any_rank(self.stop_signals.signum is not None):  # (every rank asks: a collective)
                 self.together(self.save)
                 self.log(f"saved checkpoint at step {done} in {self.out}; continue with --resume")
@@ -278,13 +282,15 @@ class TrainingRun:
         if failure is not None:
             raise failure
 
-    def save(self):
-        """Write the checkpoint (the main process only)."""
+    def save(self, run_dir=None):
+        """Write the checkpoint (the main process only) into the run folder, or `run_dir`."""
         if not self.is_main:
             return
         state = {**self.state, "rng_state": checkpoint.rng_state_to_json(self.rng)}
-        checkpoint.save(self.out, weights=self.model.get_weights(), optimizer=self.model.get_optimizer_state(),
-                        config=self.config, tokenizer=self.ds.tokenizer, state=state,
+        checkpoint.save(run_dir or self.out, weights=self.model.get_weights(),
+                        optimizer=self.model.get_optimizer_state(), config=self.config,
+                        tokenizer=self.ds.tokenizer, state=state,
                         meta=checkpoint.sections(self.cfg, self.data, self.command, self.resumed),
                         dtype=self.model.safetensors_dtype)
-        self.last_saved = self.state["step"]
+        if run_dir is None:
+            self.last_saved = self.state["step"]
