@@ -26,7 +26,7 @@ class GPTConfig(JSONConfig):
     n_embd: int = 16
     n_head: int = 4
     block_size: int = 16
-    # the modern parts (DESIGN.md §3.6), each a switch; the defaults are the seed's model
+    # the modern parts (nanochat's), each a switch; the defaults are the seed's model
     pos: str = "learned"          # learned (a wpe matrix) | rope (rotary q and k, no wpe)
     qk_norm: bool = False         # rmsnorm each head's q and k (after the rotation)
     mlp: str = "relu"             # relu | relu2 (relu(x)^2)

@@ -1,4 +1,4 @@
-"""The modern parts (DESIGN.md §3.6): rotary positions, QK-norm, ReLU^2, final norm, soft cap and
+"""The modern parts: rotary positions, QK-norm, ReLU^2, final norm, soft cap and
 Muon. Each numpy op against finite differences; the whole model with everything on against
 finite differences; numpy = torch in float64 for each part and for Muon; exact resume; the
 python engine's refusal. (Hugging Face's NanoChatForCausalLM: tests/test_modern_hf.py.)"""

@@ -189,7 +189,7 @@ def test_same_folder_names_are_told_apart(tmp_path):
 # --- attention -----------------------------------------------------------------------------------
 
 def attention_reference(weights, config, ids):
-    """The seed's forward (DESIGN.md 3.1), one token at a time with a KV cache, in plain Python:
+    """The seed's forward (reference.py's), one token at a time with a KV cache, in plain Python:
     returns the softmax weights of every layer, head and query position over the keys so far."""
     def linear(x, W):
         return [sum(w * v for w, v in zip(row, x)) for row in W]

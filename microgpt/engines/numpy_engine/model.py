@@ -1,4 +1,4 @@
-"""The GPT of DESIGN.md §3.1 over a batch, built from the Tensor operations in tensor.py.
+"""The GPT of reference.py over a batch, built from the Tensor operations in tensor.py.
 
 The same model as the python engine's `textbook.gpt`, but all positions of all sequences at
 once: where the seed loops over tokens and keeps a KV cache, training here sees the whole

@@ -1,4 +1,4 @@
-"""The modern parts' Tensor operations (DESIGN.md §3.6), each forward with its backward beside it:
+"""The modern parts' Tensor operations, each forward with its backward beside it:
 rotary positions, per-head RMS norm of q and k, ReLU^2 and the tanh soft cap on the logits."""
 
 import functools

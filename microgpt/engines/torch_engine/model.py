@@ -1,4 +1,4 @@
-"""The GPT as a torch nn.Module: the seed's model (DESIGN.md §3.1), batched, on any device.
+"""The GPT as a torch nn.Module: the seed's model (reference.py), batched, on any device.
 
 Parameters are registered under the seed's names (`wte`, `wpe`, `lm_head`, `layer{i}.attn_wq`,
 ..., shapes [out, in], no biases), so `named_parameters()` is already the checkpoint's layout.
