@@ -139,11 +139,11 @@ class TrainConfig(JSONConfig):
 class EngineConfig(JSONConfig):
     name: str = "python"            # python | numpy | torch
     graph: str = "fused"            # python engine: textbook (the seed's graph) | fused
-    dtype: typing.Optional[str] = None   # numpy: float64 | float32; torch: float32 | float64 | bf16
+    dtype: typing.Optional[str] = None   # None: the engine's default; what each accepts: microgpt.engines.ENGINES
     device: typing.Optional[str] = None  # torch: cpu | cuda | cuda:N | mps
     compile: bool = False           # torch: torch.compile the model
     stats: bool = False             # python engine: measure each step's graph (nodes, edges)
-    threads: typing.Optional[int] = None  # numpy: BLAS threads (None: chosen from the free cores)
+    threads: typing.Optional[int] = None  # numpy: BLAS threads (None: 1, see engines/numpy_engine/threads.py)
 
 
 @dataclass(frozen=True)
