@@ -45,20 +45,17 @@ def test_a_run_saved_by_0_2_0_opens_in_every_command(name, tmp_path, conversatio
     chat = name in ("sft", "rl-chat")
     text = "1+2" if chat else "ava"
     commands = [["sample", "--out", run, "--num", 2, *data],
-                ["eval", "--out", run, "--max-docs", 20, "--num", 20, *data],
-                ["tokenize", text, "--out", run], ["attention", "--out", run, "--text", text],
-                ["embeddings", "--out", run]]
+                ["eval", "--out", run, "--max-docs", 20, "--num", 20, *data], ["tokenize", text, "--out", run],
+                ["attention", "--out", run, "--text", text], ["embeddings", "--out", run],
+                ["report", "--out", run, "--num", 2, "--max-docs", 20]]
     if chat:
         commands.append(["chat", "--out", run, "--prompt", "1+2"])
-    for args in commands:
-        p = run_cli(*args)
-        assert p.returncode == 0 and "Traceback" not in p.stderr, (args, p.stderr)
-    p = run_cli("report", "--out", run, "--num", 2, "--max-docs", 20)
-    assert p.returncode == 0, p.stderr
+    for args in commands:  # (in this process: an exception would fail the test with its traceback)
+        assert cli(*args) == 0, args
     stage = STAGE_OF[name]
     step = json.load(open(run / "checkpoint" / "state.json"))["step"]
     p = run_cli(COMMAND_OF[stage], "--out", run, "--resume", "--steps", step + 1, "--quiet", *data)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     saved = json.load(open(run / "checkpoint" / "config.json"))
     assert saved["stage"] == stage and json.load(open(run / "checkpoint" / "state.json"))["step"] == step + 1
 
