@@ -83,6 +83,37 @@ def synthetic_rows(n=1000, log_every=1, tokens=True, bpb=False, rl=False):
     return rows
 
 
+def drawn(fig):
+    """Draw the figure with Agg at its own dpi; the renderer, to measure what was drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def overlap(a, b):
+    """The area (pixels) two boxes share."""
+    return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+
+def readable_labels(fig):
+    """The token labels of an embeddings figure, checked readable as drawn: each inside its panel,
+    none overlapping another or the legend. -> their texts"""
+    from matplotlib.text import Text
+    figure_bytes(fig)  # as saved, then measured at the figure's own dpi
+    renderer = drawn(fig)
+    tokens = fig.axes[0]
+    frame = tokens.get_window_extent(renderer)
+    boxes = [Text.get_window_extent(t, renderer) for t in tokens.texts]  # the text, not its line to the point
+    legend = tokens.get_legend()
+    for i, box in enumerate(boxes):
+        assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1 and frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1
+        assert legend is None or overlap(box, legend.get_window_extent(renderer)) < 1, tokens.texts[i].get_text()
+        for j in range(i):
+            assert overlap(box, boxes[j]) < 1, (tokens.texts[i].get_text(), tokens.texts[j].get_text())
+    return [t.get_text() for t in tokens.texts]
+
+
 def image_axes(fig):
     """The heatmap panels of a figure: axes holding an image, not the colorbar's."""
     bars = {id(im.colorbar.ax) for ax in fig.axes for im in ax.images if im.colorbar is not None}
@@ -273,6 +304,9 @@ def test_attention_figure_has_a_panel_per_layer_and_head(run, tmp_path):
     assert [ax.get_title() for ax in panels] == ["layer 0 \u00b7 head 0", "layer 0 \u00b7 head 1",
                                                  "layer 1 \u00b7 head 0", "layer 1 \u00b7 head 1"]
     assert fig._suptitle.get_text() == "attention of 'olivia' (2 layers \u00d7 2 heads)"
+    renderer = drawn(fig)                            # the title has room above the panels' titles
+    top = max(ax.title.get_window_extent(renderer).y1 for ax in panels)
+    assert (fig._suptitle.get_window_extent(renderer).y0 - top) * 72 / fig.dpi >= 6.5  # (was 5.4: touching)
     first = panels[0]
     assert [t.get_text() for t in first.get_xticklabels()] == ["<bos>", "o", "l", "i", "v", "i", "a"]
     assert [t.get_text() for t in first.get_yticklabels()] == labels
@@ -340,8 +374,9 @@ def test_embeddings_figure(run, tmp_path):
     ckpt = checkpoint.load(run)
     fig = embeddings.embeddings_figure_of(ckpt, "tiny")
     tokens, positions, bar = fig.axes
-    texts = [t.get_text() for t in tokens.texts]
-    assert len(texts) == ckpt.config.vocab_size and "<bos>" in texts and "a" in texts
+    texts = readable_labels(fig)  # (a and e, v and y sit close: one of each pair is moved beside its disc)
+    assert sorted(texts) == sorted(ckpt.tokenizer.readable_piece(i) for i in range(ckpt.config.vocab_size))
+    assert tokens.get_title() == "token embeddings wte [27 \u00d7 8], PCA to 2-D"  # every token labelled
     assert re.fullmatch(r"principal component 1 \(\d+\.\d% of the variance\)", tokens.get_xlabel())
     shown = positions.images[0].get_array()
     assert shown.shape == (ckpt.config.block_size,) * 2
@@ -350,6 +385,27 @@ def test_embeddings_figure(run, tmp_path):
     assert {t.get_text() for t in tokens.get_legend().get_texts()} == {"vowel", "consonant", "special token"}
     paths = embeddings.plot_embeddings(run, out=str(tmp_path / "emb.png"))
     assert is_png(paths[0])
+
+
+def test_a_big_vocabulary_labels_only_what_can_be_read():
+    """512 tokens (a BPE vocabulary): every token a dot at its PCA coordinates, at most max_labels
+    labelled, none overlapping, the special token among them; the title says how many."""
+    rng = np.random.default_rng(1)
+    wte = rng.normal(size=(512, 16)) @ rng.normal(size=(16, 16))
+    labels = [f"t{i}" for i in range(511)] + ["<bos>"]
+    kinds = ["other"] * 300 + ["vowel"] * 100 + ["consonant"] * 111 + ["special"]
+    fig = embeddings.embeddings_figure(wte, rng.normal(size=(8, 16)), labels, kinds, max_labels=40)
+    texts = readable_labels(fig)
+    assert 15 <= len(texts) <= 40 and "<bos>" in texts
+    assert fig.axes[0].get_title().endswith(f"({len(texts)} of 512 labelled)")
+    coords, _ = embeddings.pca_2d(wte)
+    dots = np.concatenate([c.get_offsets() for c in fig.axes[0].collections])
+    np.testing.assert_allclose(np.sort(dots, axis=0), np.sort(coords, axis=0), atol=1e-12)  # the PCA, unchanged
+    for t in fig.axes[0].texts:                  # each label points at its own token
+        np.testing.assert_allclose(t.xy, coords[labels.index(t.get_text())], atol=1e-12)
+    dollars = embeddings.embeddings_figure(wte[:4], None, ["$a", "b$", "$$", "c"], None)
+    assert sorted(readable_labels(dollars)) == ["$$", "$a", "b$", "c"]
+    assert not any(t.get_parse_math() for t in dollars.axes[0].texts)  # drawn as written, not as mathtext
 
 
 # --- the report page -----------------------------------------------------------------------------
@@ -386,8 +442,13 @@ def parse_page(path):
     return page, p
 
 
+def words_of(p):
+    """The page's text as a reader sees it: every run of white space one space."""
+    return " ".join(" ".join(p.text).split())
+
+
 def test_report_is_self_contained_and_escaped(run, tmp_path):
-    evil = str(tmp_path / "run <script>alert('dir')</script>")
+    evil = str(tmp_path / "run <img src=x onerror=alert('dir')>")
     shutil.copytree(run, evil)
     samples = [("emma", "train"), ("zoe", "val"), ("<script>alert(1)</script>", "new"), ("x&y", "<b>")]
     path = report.build_report(evil, samples=samples, eval_results={"pass@1 <i>": 0.25})
@@ -396,7 +457,7 @@ def test_report_is_self_contained_and_escaped(run, tmp_path):
     assert page.startswith("<!DOCTYPE html>")
     assert "script" not in p.tags and "<script" not in page.lower()  # no script at all, none injected
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;" in page and "x&amp;y" in page
-    assert "pass@1 &lt;i&gt;" in page and "run &lt;script&gt;alert(&#x27;dir&#x27;)" in page
+    assert "pass@1 &lt;i&gt;" in page and "run &lt;img src=x onerror=alert(&#x27;dir&#x27;)&gt;" in page
     # self-contained: nothing to fetch, every picture inline
     for tag, attrs in p.attrs:
         for name in ("src", "href", "srcset", "action", "data"):
@@ -409,14 +470,41 @@ def test_report_is_self_contained_and_escaped(run, tmp_path):
         assert src.startswith("data:image/png;base64,") and is_png(base64.b64decode(src.split(",", 1)[1]))
     csp = [a for t, a in p.attrs if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and csp[0]["content"] == report.CSP
-    text = " ".join(p.text)
+    text = words_of(p)
     for heading in ("Train it again", "Configuration", "Training curves", "Attention", "Embeddings", "Samples",
                     "Evaluation", "Time and throughput"):
         assert heading in p.text, heading
-    # the command the run recorded, as it was typed
-    assert "microgpt train --out" in text and "--engine numpy --n-layer 2 --n-head 2 --n-embd 8" in text
-    assert "--data" in text and "--steps 60 --batch-size 4" in text
+    # the command the run recorded, as it was typed, but for its folders: the run and its data were
+    # given as absolute paths outside the current folder, so the page names them only
+    assert "microgpt train --out tiny --data names300.txt --engine numpy --n-layer 2 --n-head 2 --n-embd 8 " \
+           "--steps 60 --batch-size 4" in text and "shown by their file name only" in text
+    # a shared page names no folder of this machine: not the run's, nor its data's, nor the temporary folder
+    assert os.path.dirname(os.path.dirname(run)) not in html.unescape(page)
+    assert os.path.abspath(evil) not in html.unescape(page) and "/tmp/" not in html.unescape(page)
     assert "1 train, 1 val, 1 new, 1 <b>" in text and "0.2500" in text
+    assert "data names300.txt names300.txt; docs mode; sha256" in text  # the data card: the file, no folder
+
+
+def test_paths_on_the_page_are_relative_or_names(tmp_path, monkeypatch):
+    from microgpt.pictures.run_text import shown_args, shown_path
+    monkeypatch.chdir(tmp_path)
+    inside, outside = str(tmp_path / "runs" / "a"), os.path.join(os.path.dirname(str(tmp_path)), "x", "names.txt")
+    assert shown_path(inside) == os.path.join("runs", "a") and shown_path(outside) == "names.txt"
+    assert shown_path("../data/names.txt") == "../data/names.txt"     # as typed: relative already
+    assert shown_path(inside, base=inside) == "." and shown_path(outside, base="/") == "names.txt"
+    args = ["microgpt", "train", "--out", inside, f"--data={outside}", "--steps", "5"]
+    assert shown_args(args) == (["microgpt", "train", "--out", "runs/a", "--data=names.txt", "--steps", "5"], True)
+    assert shown_args(args[:4]) == (["microgpt", "train", "--out", "runs/a"], False)
+
+
+def test_summary_cards_fill_even_rows():
+    from microgpt.pictures.page import card, cards_grid
+    for n in range(1, 16):
+        cols = int(re.search(r"cols-(\d)", cards_grid([card("k", i) for i in range(n)])).group(1))
+        rows = math.ceil(n / cols)
+        assert cols <= 5 and rows == math.ceil(n / 5)   # as few rows as five columns allow
+        assert rows * cols - n < rows                    # and no row short by more than one card
+    assert 'class="cards cols-4"' in cards_grid(["<div></div>"] * 11)  # 4 + 4 + 3, not 5 + 5 + 1
 
 
 def test_report_given_texts_and_command_and_no_data(run, tmp_path, data_file):
@@ -425,7 +513,7 @@ def test_report_given_texts_and_command_and_no_data(run, tmp_path, data_file):
     path = report.build_report(copy, command="microgpt train --my-flags", attention_texts=["ava", "emma", "mia"],
                                out=str(tmp_path / "r.html"))
     page, p = parse_page(path)
-    assert "microgpt train --my-flags" in p.text and "Rebuilt from" not in page
+    assert "microgpt train --my-flags" in words_of(p) and "Rebuilt from" not in page
     assert sum(t == "img" for t in p.tags) == 5 and "Attention of &#x27;mia&#x27;" in page
     # the data file is gone: the attention section draws the samples instead
     cfg_path = os.path.join(copy, "checkpoint", "config.json")
@@ -434,6 +522,25 @@ def test_report_given_texts_and_command_and_no_data(run, tmp_path, data_file):
     json.dump(cfg, open(cfg_path, "w"))
     page, p = parse_page(report.build_report(copy, samples=[("noa", "new")]))
     assert "Attention of &#x27;noa&#x27;" in page and sum(t == "img" for t in p.tags) == 3
+    assert "val loss, in training (step 60, up to 100 documents)" in words_of(p)  # (--eval-docs: 100 asked for)
+
+
+def test_report_names_each_validation_loss_and_what_it_covers(run, tmp_path):
+    """Two validation losses, each named with the sequences it averages: `evaluate` over the first
+    --max-docs, and the training loop's last estimate over the first --eval-docs (here all 30)."""
+    from microgpt.stages.open import open_run
+    opened = open_run(run)
+    logged = curves.read_metrics(run)[-1]
+    everything = opened.evaluate(0)["val"]
+    assert everything["sequences"] == 30 and everything["loss"] == pytest.approx(logged["val_loss"], abs=1e-12)
+    page, p = parse_page(report.build_report(opened, evaluation=opened.evaluate(10), out=str(tmp_path / "r.html")))
+    text = words_of(p)
+    assert "val loss, evaluated (10 documents)" in text and "train loss, evaluated (10 documents)" in text
+    assert f"val loss, in training (step 60, 30 documents) {logged['val_loss']:.4f}" in text
+    assert "<b>evaluated</b>: measured as this page was made" in page
+    assert "<b>in training</b>: the last estimate" in page
+    assert "(<code>--eval-docs</code>)" in page and "(<code>microgpt report --max-docs</code>)" in page
+    assert "nats / token; step 60, 30 documents" in text  # the summary card says which one it shows
 
 
 # --- TensorBoard ---------------------------------------------------------------------------------
@@ -516,7 +623,7 @@ def test_report_of_a_run_trained_from_python_rebuilds_its_command(tmp_path, name
     Run(RunConfig(out=out, model=GPTConfig(n_embd=8, n_head=2), train=TrainConfig(steps=5, lr=0.02),
                   eval_every=0, quiet=True)).train()
     page, p = parse_page(report.build_report(out))
-    text = " ".join(p.text)
+    text = words_of(p)
     assert "microgpt train --out" in text and "--n-embd 8 --n-head 2" in text and "--lr 0.02" in text
 
 
@@ -532,10 +639,16 @@ def test_pictures_of_a_chat_model(tmp_path):
     title, ids = attention.conversation_ids(attention.numpy_model(ckpt), ckpt.tokenizer, 12, "1+2")
     assert title.startswith("1+2 \u2192 ") and len(ids) <= 12
     assert attention.token_labels(ckpt.tokenizer, ids)[:7] == ["<bos>", "<user>", "1", "+", "2", "</user>", "<asst>"]
+    shown = readable_labels(embeddings.embeddings_figure_of(ckpt, "sft"))  # the special tokens short, apart
+    assert sorted(shown) == sorted(attention.token_labels(ckpt.tokenizer, range(ckpt.config.vocab_size)))
+    assert {"<asst>", "</asst>", "<user>", "</user>"} <= set(shown)
     assert is_png(attention.plot_attention(str(out), "1+2")[0])
     run_cli("report", "--out", out, "--num", "6", check=True)
     page, p = parse_page(str(out / "report.html"))
-    text = " ".join(p.text)
+    text = words_of(p)
+    assert "val loss, evaluated (4 conversations)" in text
+    assert "val loss, in training (step 20, 4 conversations)" in text
+    assert str(tmp_path) not in html.unescape(page)
     assert "Attention" in p.text and "Attention of &#x27;" in page and "\u2192" in text
     assert page.count('class="mark mark-right"') + page.count('class="mark mark-wrong"') == 6
     assert "the reply to a held-out problem" in text and "Held out:" in text

@@ -52,7 +52,9 @@ window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);
   var out = document.createElement("pre");
   out.id = "probe";
-  out.textContent = JSON.stringify({images: imgs.length, problems: __problems,
+  var cards = Array.prototype.slice.call(document.querySelectorAll(".card")).map(function (c) {
+    var r = c.getBoundingClientRect(); return [Math.round(r.top), Math.round(r.width)]; });
+  out.textContent = JSON.stringify({images: imgs.length, problems: __problems, cards: cards,
     loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length});
   document.body.appendChild(out);
 });
@@ -89,7 +91,7 @@ def probe(browser, page_html, tmp_path, name):
     page_html = page_html.replace("<head>", "<head>" + PROBE, 1)
     path = tmp_path / name
     path.write_text(page_html, encoding="utf-8")
-    dom, stderr = open_page(browser, path, tmp_path, "--dump-dom")
+    dom, stderr = open_page(browser, path, tmp_path, "--dump-dom", "--window-size=1000,2000")
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found, "the probe did not run: " + dom[-500:]
     return json.loads(html.unescape(found.group(1))), console_lines(stderr)
@@ -128,8 +130,13 @@ def test_report_renders_in_chromium(browser, report_page, tmp_path):
     with open(report_page, encoding="utf-8") as f:
         page = f.read()
     result, console = probe(browser, page, tmp_path, "probe.html")
+    cards = result.pop("cards")
     assert result == {"images": 4, "loaded": 4, "problems": []}, result  # curves, 2 x attention, embeddings
     assert console == []
+    # the summary cards at 1000 pixels wide: rows as even as can be (11 cards: 4 + 4 + 3, not 5 + 5 + 1)
+    per_row = [[top for top, _ in cards].count(top) for top in sorted({top for top, _ in cards})]
+    assert len(cards) == 11 and per_row == [4, 4, 3], per_row
+    assert len({width for _, width in cards}) == 1  # one width for every card
 
     # 3) the checks can fail: a missing file, a remote image and a console error are all caught
     bad = page.replace("<footer>", '<img src="missing.png" alt="missing"><img src="https://example.com/x.png" '

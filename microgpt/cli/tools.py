@@ -58,7 +58,7 @@ def cmd_report(args):
     require_matplotlib()
     run = open_from_flags(args)
     mode = run.cfg.train.data_mode
-    samples, results = [], []
+    samples, evaluation = [], None
     try:
         if mode == "chat":  # replies to held-out questions, marked right / wrong (or as written / new)
             answered = run.answers(args.num)
@@ -66,12 +66,10 @@ def cmd_report(args):
             args.text = args.text or [q for q, _, _ in answered[:2]]  # attention: the first two questions
         else:
             samples = [(t, run.mark(t).replace("in ", "") if mode == "docs" else "") for t in run.sample(args.num)]
-        for split, r in run.evaluate(args.max_docs).items():
-            if r["sequences"]:
-                results += [(f"{split} loss (nats/token)", r["loss"]), (f"{split} bits per byte", r["bpb"])]
+        evaluation = run.evaluate(args.max_docs)  # (the page says what each loss covers)
     except MicroGPTError as e:  # the data file is gone: the page still shows the rest
         print(f"note: no samples or evaluation in the report ({e})", file=sys.stderr)
-    _wrote([build_report(run, samples=samples or None, eval_results=results, attention_texts=args.text)])
+    _wrote([build_report(run, samples=samples or None, evaluation=evaluation, attention_texts=args.text)])
 
 
 def cmd_tokenizer(args):

@@ -70,7 +70,10 @@ def attention_figure(maps, labels, title=None):
     if len(labels) != T:
         raise ValueError(f"{len(labels)} labels for {T} positions")
     panel = min(3.2, max(2.0, 0.17 * T))     # inches per heatmap: room for T labels
-    fig = Figure(figsize=(H * panel + 1.1, L * panel + 1.0), layout="constrained")
+    fig = Figure(figsize=(H * panel + 1.1, L * panel + 1.1), layout="constrained")
+    # room between the title and the panels' titles (and between rows of panels): 6 points, not 3
+    engine = getattr(fig, "get_layout_engine", None)  # (matplotlib >= 3.6; before, the old call)
+    engine().set(h_pad=6 / 72) if engine else fig.set_constrained_layout_pads(h_pad=6 / 72)
     axes = fig.subplots(L, H, squeeze=False)
     import matplotlib
     # the masked future is blank (white), unlike a weight of 0 (dark)

@@ -17,14 +17,17 @@ header { border-bottom: 2px solid var(--ink); padding-bottom: 10px; margin-botto
 h1 { font-size: 26px; margin: 0; word-break: break-all; }
 .sub { color: var(--muted); font-size: 13px; }
 h2 { font-size: 18px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
+.cards { display: grid; grid-template-columns: repeat(var(--cols), minmax(0, 1fr)); gap: 10px; }
+.cols-1 { --cols: 1; } .cols-2 { --cols: 2; } .cols-3 { --cols: 3; } .cols-4 { --cols: 4; } .cols-5 { --cols: 5; }
+@media (max-width: 760px) { .cards { grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); } }
 .card { background: var(--soft); border: 1px solid var(--line); border-radius: 8px; padding: 9px 12px; }
 .card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.card .v { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; word-break: break-all; }
+.card .v { font-size: 19px; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .card .n { color: var(--muted); font-size: 12px; }
 pre { background: #10141c; color: #e8ecf3; padding: 12px 14px; border-radius: 8px; overflow-x: auto;
       font: 13px/1.45 ui-monospace, "SF Mono", Menlo, Consolas, monospace; white-space: pre-wrap;
-      word-break: break-all; }
+      overflow-wrap: anywhere; }
+pre .arg { white-space: nowrap; }
 table { border-collapse: collapse; font-size: 14px; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 14px 4px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
@@ -93,3 +96,25 @@ def table(rows, head=None):
 def card(key, value, note=""):
     return (f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{esc(value)}</div>'
             + (f'<div class="n">{esc(note)}</div>' if note else "") + "</div>")
+
+
+def cards_grid(cards, widest=5):
+    """The summary cards in as few rows as `widest` columns allow, the columns chosen so that the
+    rows are as even as they can be (11 cards: 4 + 4 + 3, not 5 + 5 + 1)."""
+    rows = max(1, math.ceil(len(cards) / widest))
+    return f'<div class="cards cols-{max(1, math.ceil(len(cards) / rows))}">{"".join(cards)}</div>'
+
+
+def command_block(text):
+    """A command in a <pre>, each option kept on one line with its value (--batch-size 4 is never
+    split across two lines; the lines break between options)."""
+    lines = []
+    for line in text.split("\n"):
+        words, groups = line.split(" "), []
+        for w in words:
+            if groups and groups[-1].startswith("-") and " " not in groups[-1] and w and not w.startswith("-"):
+                groups[-1] += " " + w
+            else:
+                groups.append(w)
+        lines.append(" ".join(f'<span class="arg">{esc(g)}</span>' for g in groups))
+    return "<pre>" + "\n".join(lines) + "</pre>"

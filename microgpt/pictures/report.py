@@ -9,61 +9,27 @@ piece of text that comes from outside (file names, samples, tokens, results) is 
 
 import math
 import os
-import shlex
 import statistics
 import time
 
 from microgpt import __version__
-from microgpt.config import GPTConfig, TrainConfig
 from microgpt.errors import MicroGPTError
-from microgpt.pictures.page import CSP, MARKS, STYLE, card, duration, esc, figure, num, table
+from microgpt.pictures.page import CSP, MARKS, STYLE, card, cards_grid, command_block, duration, esc, figure, num, table
+from microgpt.pictures.run_text import (
+    describe_tokenizer,
+    estimate_size,
+    reproduce_command,
+    sequences,
+    shown_command,
+    shown_path,
+)
 from microgpt.stages.open import OpenRun, open_run
-
-FLAGS = {  # TrainConfig / GPTConfig field -> `microgpt train` option
-    "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
-    "warmup_steps": "--warmup-steps", "weight_decay": "--weight-decay", "dropout": "--dropout",
-    "seed": "--seed", "val_frac": "--val-frac", "data_mode": "--data-mode",
-    "n_layer": "--n-layer", "n_embd": "--n-embd", "n_head": "--n-head", "block_size": "--block-size",
-}
-
-
-def reproduce_command(run_dir, ckpt):
-    """The `microgpt train` command that trains this run again, from what the checkpoint saved
-    (the run's own recorded command, where the training loop stored one)."""
-    saved = ckpt.raw_config.get("command")
-    if saved:  # the command that started the run, then each that continued it
-        line = lambda c: c if isinstance(c, str) else " ".join(shlex.quote(str(a)) for a in c)
-        return "\n".join(line(c) for c in [saved] + list(ckpt.raw_config.get("resumed") or []))
-    args = ["microgpt", "train", "--out", run_dir]
-    data = (ckpt.raw_config.get("data") or {}).get("path")
-    if data:
-        args += ["--data", data]
-    engine = ckpt.engine
-    args += ["--engine", engine.name]
-    if engine.dtype:
-        args += ["--dtype", engine.dtype]
-    for cfg, default in ((ckpt.config, GPTConfig()), (ckpt.train, TrainConfig())):
-        for field, flag in FLAGS.items():
-            if hasattr(cfg, field) and getattr(cfg, field) != getattr(default, field):
-                args += [flag, str(getattr(cfg, field))]
-    return " ".join(shlex.quote(str(a)) for a in args)
 
 
 def _last(rows, key):
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
             and math.isfinite(r[key])]
     return vals[-1] if vals else None
-
-
-def describe_tokenizer(tok):
-    d = tok.to_dict()
-    kind = d.get("type", type(tok).__name__)
-    specials = ", ".join(tok.special_tokens)
-    if kind == "char":
-        return f"char: {len(d.get('chars', ''))} characters + {len(tok.special_tokens)} special ({specials})"
-    if kind == "bpe":
-        return f"bpe: 256 bytes + {len(d.get('merges', []))} merges + {len(tok.special_tokens)} special"
-    return f"{kind}: {tok.vocab_size} tokens"
 
 
 def _attention_sequences(run, model, texts, samples, n):
@@ -99,13 +65,14 @@ def _attention_sequences(run, model, texts, samples, n):
     return out
 
 
-def build_report(run, *, samples=None, eval_results=None, command=None, attention_texts=None,
+def build_report(run, *, samples=None, eval_results=None, evaluation=None, command=None, attention_texts=None,
                  n_attention=2, out=None):
     """Write RUN/report.html (or `out`) and return its path. run: a run folder, or the run opened
     (microgpt.stages.open.open_run), so its checkpoint is read once.
 
     samples: [(text, mark)], mark "train" | "val" | "new" (or any word), as `microgpt sample` marks them.
     eval_results: {name: value} or [(name, value)] (e.g. pass@k of a task), shown as a table.
+    evaluation: {split: loss figures} as OpenRun.evaluate returns them, shown with what they cover.
     command: the command that trained the run (default: rebuilt from the checkpoint).
     attention_texts: texts whose attention to draw (default: the first n_attention validation docs).
     """
@@ -145,6 +112,8 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
     _, train_means = train_windows(elapsed, rows) if rows else ([], [])
     final_train = train_means[-1] if train_means else ckpt.state.get("last_loss")
     final_val, final_bpb, tokens = _last(rows, "val_loss"), _last(rows, "val_bpb"), _last(rows, "tokens")
+    val_step = max((int(r["step"]) for r in rows if _last([r], "val_loss") is not None), default=None)
+    estimate = _estimate_words(run) if final_val is not None else ""
     data_path = (raw.get("data") or {}).get("path")
     engine = ckpt.engine.name + (f" ({ckpt.engine.dtype})" if ckpt.engine.dtype else "")
     rl = run.cfg.rl
@@ -153,8 +122,10 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
     if not run.reads_data:  # rl on a chat task: it draws problems, it reads no file
         data = card("data", "none", "an rl run on a task: fresh problems every step")
     else:
+        sha = (raw.get("data") or {}).get("sha256")
         data = card("data", os.path.basename(data_path) if data_path else "names.txt",
-                     (data_path or "the default names data set") + f"; {tc.data_mode} mode")
+                    (shown_path(data_path) if data_path else "the default names data set") + f"; {tc.data_mode} mode"
+                    + (f"; sha256 {sha[:12]}\u2026" if sha else ""))
 
     parts = []
     cards = [card("parameters", f"{num_params(cfg):,}", f"{cfg.n_layer} layer(s), n_embd {cfg.n_embd}, "
@@ -170,22 +141,25 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
     if final_train is not None:
         cards.append(card("train loss", num(final_train), "nats / token, last window"))
     if final_val is not None:
-        cards.append(card("val loss", num(final_val), "nats / token"))
+        cards.append(card("val loss, in training", num(final_val), f"nats / token; step {val_step}, {estimate}"))
     if final_bpb is not None:
-        cards.append(card("val bits / byte", num(final_bpb)))
+        cards.append(card("val bits / byte", num(final_bpb), "the same estimate"))
     if seconds is not None:
         cards.append(card("training time", duration(seconds), "wall clock, evaluation included"))
     if tokens_per_s is not None:
         cards.append(card("throughput", f"{tokens_per_s:,.0f} tok/s", "median over logged windows"))
     if tokens is not None:
         cards.append(card("tokens seen", f"{int(tokens):,}"))
-    parts.append(f'<section><div class="cards">{"".join(cards)}</div></section>')
+    parts.append(f"<section>{cards_grid(cards)}</section>")
 
     rebuilt = command is None and not raw.get("command")
+    again, cut = shown_command(command.splitlines()) if command else reproduce_command(run_dir, ckpt)
     parts.append("<section><h2>Train it again</h2>"
-                 f"<pre>{esc(command or reproduce_command(run_dir, ckpt))}</pre>"
+                 + command_block(again)
                  + ('<p class="note">Rebuilt from the checkpoint\'s configuration; the logging and '
                     'evaluation cadence (--eval-every, --log-every) is not saved with a run.</p>' if rebuilt else "")
+                 + ('<p class="note">Paths outside the folder this page was made in are shown by their file name '
+                    "only: the page names no folder of the machine it was made on.</p>" if cut else "")
                  + "</section>")
 
     model_rows = [(k, v) for k, v in cfg.to_dict().items()] + [("parameters", f"{num_params(cfg):,}")]
@@ -202,7 +176,8 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
             says.append("Cross-entropy loss in nats per token (lower is better; a model guessing uniformly among "
                         f"{cfg.vocab_size} tokens scores ln {cfg.vocab_size} = {math.log(cfg.vocab_size):.2f}). The "
                         "line is the training loss averaged over windows of steps, the dots the loss on held-out "
-                        "validation documents: when they part ways, the model is memorising.")
+                        f"validation data ({estimate}, each time training evaluated): when they part ways, the "
+                        "model is memorising.")
         if "val bits / byte" in panels:
             says.append("Bits per byte: the validation loss per byte of text, comparable across tokenizers.")
         if "held out" in panels:
@@ -249,16 +224,20 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
                      f"<div class=\"samples\">{items}</div></section>")
 
     results = list(eval_results.items()) if isinstance(eval_results, dict) else list(eval_results or [])
+    evaluated = {k: r for k, r in (evaluation or {}).items() if r.get("sequences")}
+    for split, r in evaluated.items():
+        seqs = sequences(r["sequences"], tc.data_mode, cfg.block_size)
+        results += [(f"{split} loss, evaluated ({seqs})", r["loss"]), (f"{split} bits per byte, evaluated", r["bpb"])]
     rl_keys = sorted({k for r in rows for k in r if k in RATE_KEYS or k.startswith("pass@")})
     rl = [(k, _last(rows, k)) for k in rl_keys]
     results += [(f"{k} (last logged)", v) for k, v in rl if v is not None]
     if final_val is not None:
-        results.append(("val loss (last logged)", final_val))
+        results.append((f"val loss, in training (step {val_step}, {estimate})", final_val))
     if final_bpb is not None:
-        results.append(("val bits per byte (last logged)", final_bpb))
+        results.append(("val bits per byte, in training", final_bpb))
     if results:
-        parts.append("<section><h2>Evaluation</h2>" + table([(k, num(v)) for k, v in results],
-                                                              head=("metric", "value")) + "</section>")
+        parts.append("<section><h2>Evaluation</h2>" + table([(k, num(v)) for k, v in results], head=("metric", "value"))
+                     + _two_val_losses("val" in evaluated, final_val is not None, step, val_step) + "</section>")
 
     if rows:
         timing = [("training time (wall clock)", duration(seconds) if seconds is not None else "?"),
@@ -276,9 +255,35 @@ def build_report(run, *, samples=None, eval_results=None, command=None, attentio
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>microgpt report: {esc(name)}</title><style>{STYLE}</style></head><body><main>"
             f"<header><h1>microgpt report: {esc(name)}</h1>"
-            f'<div class="sub">{esc(os.path.abspath(run_dir))} \u00b7 written {esc(time.strftime("%Y-%m-%d %H:%M"))}'
+            f'<div class="sub">{esc(shown_path(os.path.abspath(run_dir)))}'
+            f' \u00b7 written {esc(time.strftime("%Y-%m-%d %H:%M"))}'
             f" \u00b7 microgpt {esc(__version__)}</div></header>"
             + "\n".join(parts)
             + "<footer>Made by <code>microgpt report</code>. Everything on this page is inside this one "
               "file; it loads nothing from anywhere.</footer></main></body></html>\n")
     return write_file(os.fspath(out or os.path.join(run_dir, "report.html")), page.encode("utf-8"))
+
+
+def _estimate_words(run):
+    """What the training loop's validation estimates covered: '30 documents', 'up to 100 ...'."""
+    n, mode, block = estimate_size(run), run.cfg.train.data_mode, run.config.block_size
+    if n is not None:
+        return sequences(n, mode, block)
+    docs = run.cfg.eval_docs  # the data cannot be read: what was asked for
+    return sequences(f"up to {docs:,}" if docs else "all", mode, block)
+
+
+def _two_val_losses(evaluated, in_training, step, val_step):
+    """The note that says which validation loss is which."""
+    says = []
+    if evaluated:
+        says.append(f"<b>evaluated</b>: measured as this page was made, on the saved weights (step {step:,}), over "
+                    "the first sequences of each split (<code>microgpt report --max-docs</code>)")
+    if in_training:
+        says.append(f"<b>in training</b>: the last estimate the training loop logged (step {val_step:,}: the curves' "
+                    "last validation dot), over the first sequences of the validation split (<code>--eval-docs</code>)")
+    if not says:
+        return ""
+    same = (" Same weights: the two validation losses differ only by how many sequences they average."
+            if evaluated and in_training and val_step == step else "")
+    return f'<p class="note">{"; ".join(says)}.{same}</p>'
