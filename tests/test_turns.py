@@ -197,7 +197,7 @@ def test_the_command_line(tmp_path):
             "--block-size", "32", "--batch-size", "4", "--steps", "2", "--eval-every", "0", "--out", tmp_path / "r",
             check=True)
     p = run_cli("eval", "--out", tmp_path / "r", "--task", "add:1", "--num", "5", "--turn", "3", check=True)
-    assert "asked at turn 3 (after 2 held-out exchanges answered right)" in p.stdout and "pass@1 (greedy):" in p.stdout
+    assert "asked at turn 3 (after 2 held-out exchanges, answered right)" in p.stdout and "pass@1 (greedy):" in p.stdout
     # add:1 has 11 held-out problems, an exchange takes 8 or 9 tokens: 5 of them never fit 33 tokens
     assert_one_line_error(run_cli("eval", "--out", tmp_path / "r", "--task", "add:1", "--num", "5", "--turn", "5"),
                           "turn 5 of add:1", "earlier --turn")

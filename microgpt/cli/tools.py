@@ -23,8 +23,9 @@ def cmd_tasks(args):
     if args.to:
         write_conversations(args.to, convs)
         turns = [sum(len(c["messages"]) == 2 * k for c in convs) for k in (2, 3)]
-        print(f"wrote {len(convs)} {args.split} conversations of {args.task} to {args.to} "
-              f"({turns[0]} with 2 exchanges and {turns[1]} with 3, as many as fit --block-size {args.block_size})")
+        print(f"wrote {len(convs)} {args.split} conversations of {args.task} to {args.to}" +
+              (f" ({turns[0]} with 2 exchanges and {turns[1]} with 3, as many as fit --block-size {args.block_size})"
+               if args.multi_turn else ""))
     else:
         sys.stdout.write(dumps_conversations(convs))
 

@@ -79,7 +79,8 @@ def eval_task(args, run=None):
     r = evaluate_task(run.model, run.tokenizer, run.config.block_size, task, args.num, random.Random(args.seed),
                       args.samples, args.temperature, args.top_k, args.seed, train_texts, args.turn)
     turn = args.turn
-    asked = f", asked at turn {turn} (after {turn - 1} held-out exchanges answered right)" if turn > 1 else ""
+    asked = f", asked at turn {turn} (after {turn - 1} held-out exchange{'s' * (turn > 2)}, answered right)" \
+        if turn > 1 else ""
     print(f"task {r['task']}, {args.num} held-out {'problems' if task.chat else 'samples'}{asked}, "
           f"step {run.state['step']}")
     for key in [k for k in r if k.startswith("pass@")] + ["sample_accuracy", "reward_mean", "unique", "new"]:

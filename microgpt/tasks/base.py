@@ -13,8 +13,9 @@ Conversations (`make_conversations`, for `microgpt tasks make`): conversation i 
 problem i, and a share of them (MULTI_TURN) goes on for a 2nd and maybe a 3rd exchange, drawn
 from the same split: every problem of a train conversation is a train problem, whichever turn.
 A chat session asks question after question, and a model fine-tuned on single exchanges only
-answers worse when earlier turns stand before the question; every conversation still teaches
-the 1st turn, half of them the 2nd, a quarter the 3rd.
+answers badly once earlier turns stand before the question. Half by default: every conversation
+still teaches the 1st turn, half of them a 2nd and a quarter a 3rd where the block leaves room
+(a quarter multi-turn taught the later turns less, at the same cost to the 1st, when measured).
 """
 
 import hashlib
