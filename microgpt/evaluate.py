@@ -9,10 +9,11 @@ BOS, as the seed samples.
 """
 
 import math
+import random
 
-from microgpt.data.chat_template import ASSISTANT_END, render_prompt
+from microgpt.data.chat_template import ASSISTANT_END, render_conversation, render_prompt
 from microgpt.data.text import target_bytes
-from microgpt.errors import math_overflow
+from microgpt.errors import MicroGPTError, math_overflow
 from microgpt.generate import generate
 
 
@@ -62,16 +63,53 @@ def sample_names(model, tokenizer, block_size, num, rng, temperature=1.0, top_k=
     return out
 
 
+REDRAWS = 10  # draws of a problem's earlier exchanges before its turn is said not to fit
+
+
+def turn_prompts(tokenizer, block_size, task, problems, turn=1, seed=0):
+    """The prompt of each problem asked at turn `turn` of a conversation: turn - 1 earlier
+    exchanges (held-out problems of the task, each answered right), then the problem's question,
+    rendered with the chat template up to <|assistant_start|>. The earlier problems are drawn from
+    a stream seeded by (task, seed, turn), among those with which the whole conversation (the
+    right answer and <|assistant_end|> included) fits block_size + 1 tokens."""
+    if turn == 1:
+        return [render_prompt(tokenizer, task.conversation(p)["messages"][:-1]) for p in problems]
+    rng = random.Random(f"{task.name}/{seed}/turn{turn}")
+
+    def fits(asked):
+        return len(render_conversation(tokenizer, task.conversation(*asked), checked=True).ids) <= block_size + 1
+
+    prompts = []
+    for p in problems:
+        for _ in range(REDRAWS):  # a draw can run out of room before its last earlier exchange: again
+            earlier = task.more_problems("test", turn - 1, rng, lambda e, p=p: fits(e + [p]), avoid={p.prompt})
+            if len(earlier) == turn - 1:
+                break
+        else:
+            raise MicroGPTError(f"turn {turn} of {task.name} cannot be asked: found no {turn - 1} other held-out "
+                                f"problems to ask before {p.prompt!r} with which the conversation fits the model's "
+                                f"block_size + 1 = {block_size + 1} tokens; ask for an earlier --turn")
+        prompts.append(render_prompt(tokenizer, task.conversation(*earlier, p)["messages"][:-1]))
+    return prompts
+
+
 def evaluate_task(model, tokenizer, block_size, task, num, rng, samples=1, temperature=0.0, top_k=0, seed=0,
-                  train_texts=()):
+                  train_texts=(), turn=1):
     """Accuracy on `num` held-out (test-split) problems of `task`.
 
     Chat tasks: pass@1 of the greedy reply; with samples = k > 1, also k replies drawn at the
     given temperature (1 if 0 is given): pass@k (a problem counts when any of its k replies is
-    right) and the mean accuracy of the drawn replies. Names tasks (no prompt): `num` names
-    drawn at `temperature` (1 if 0 is given: greedy would draw one name), the fraction rewarded,
-    and how diverse they are: unique names, and names not in `train_texts`.
+    right) and the mean accuracy of the drawn replies. `turn` = t > 1 asks each problem as the
+    t-th question of a conversation (turn_prompts): the same problems as turn 1, after t - 1
+    earlier exchanges. Names tasks (no prompt): `num` names drawn at `temperature` (1 if 0 is
+    given: greedy would draw one name), the fraction rewarded, and how diverse they are: unique
+    names, and names not in `train_texts`.
     """
+    if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
+        raise MicroGPTError(f"--turn must be a whole number >= 1, not {turn!r}")
+    if not task.chat and turn != 1:
+        raise MicroGPTError(f"task {task.name} has no conversations, so no turn {turn}: --turn needs a chat task "
+                            f"(add, reverse, count)")
     if not task.chat:
         texts = [tokenizer.decode(ids) for ids in
                  sample_names(model, tokenizer, block_size, num, rng, temperature or 1.0, top_k)]
@@ -81,11 +119,11 @@ def evaluate_task(model, tokenizer, block_size, task, num, rng, samples=1, tempe
                 "unique": len(set(texts)) / num, "new": sum(t not in seen for t in texts) / num,
                 "examples": texts[:10]}
     problems = task.problems("test", num, seed)
-    prompts = [render_prompt(tokenizer, task.conversation(p)["messages"][:-1]) for p in problems]
+    prompts = turn_prompts(tokenizer, block_size, task, problems, turn, seed)
     k = max(1, samples)
     answers = [tokenizer.decode(r) for r in replies(model, tokenizer, block_size, prompts, rng)]
     correct = [task.is_correct(p, a) for p, a in zip(problems, answers)]
-    result = {"task": task.name, "num": num, "pass@1": sum(correct) / num,
+    result = {"task": task.name, "num": num, "turn": turn, "pass@1": sum(correct) / num,
               "examples": [(p.prompt, a, c) for p, a, c in list(zip(problems, answers, correct))[:10]]}
     if k > 1:
         drawn = replies(model, tokenizer, block_size, [p for p in prompts for _ in range(k)], rng,

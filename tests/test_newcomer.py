@@ -88,3 +88,21 @@ def test_chat_asks_nothing_of_an_empty_line(tmp_path):
     replies = [line for line in p.stdout.split("> ")[1:] if line.strip()]
     assert len(replies) == 1, p.stdout  # the two empty lines asked nothing; "1+2" got one reply
     assert json.load(open(run / "checkpoint" / "state.json"))["step"] == 3  # (a chat writes nothing)
+
+
+def test_a_chat_leaves_its_reply_room_by_dropping_the_oldest_turns(monkeypatch):
+    """At block 16, a second question after a first exchange would leave the reply 1-3 tokens (the
+    issue's `reverse emma` -> `rh`): the oldest exchange gives way so a quarter of the context is left."""
+    from microgpt.stages import chat
+    tok = checkpoint.load(os.path.join(FIXTURES, "sft")).tokenizer
+    asked = []
+
+    def replies(model, tokenizer, block_size, prompts, rng, *args, **kwargs):
+        asked.append(len(prompts[0]))
+        return [tokenizer.encode("579")]
+
+    monkeypatch.setattr(chat, "replies", replies)
+    session = chat.ChatSession(None, tok, 16, None)
+    session.say("12+34")                  # 3 + 7 tokens: room to spare
+    session.say("56+78")                  # with the first exchange it would be 20 tokens: that one gives way
+    assert asked[1] <= 16 - 4 and len(session.messages) == 4

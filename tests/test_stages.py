@@ -28,9 +28,9 @@ def cli(*args):
 
 @pytest.fixture
 def conversations(tmp_path):
-    """The conversations the 0.2.0 sft run trained on (its README's command), here."""
+    """The conversations the 0.2.0 sft run trained on (its README's command; single-turn, as then), here."""
     path = tmp_path / "add2.jsonl"
-    assert cli("tasks", "make", "--task", "add:2", "--num", 40, "--to", path) == 0
+    assert cli("tasks", "make", "--task", "add:2", "--num", 40, "--multi-turn", 0, "--to", path) == 0
     return path
 
 

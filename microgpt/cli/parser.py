@@ -9,12 +9,15 @@ import os
 import sys
 
 from microgpt.config import expand_arch
+from microgpt.tasks.base import FIT_BLOCK, MULTI_TURN
 
 DESCRIPTION = """The complete GPT algorithm in dependency-free Python, and the efficiency ladder above it.
 
-  microgpt                the seed's run: train on 32,033 names, print 20 new ones (= microgpt train)
+  microgpt                the seed's run: train on 32,033 names, print 20 samples (= microgpt train)
   microgpt COMMAND --help the flags of one command"""
 
+TASKS_MAKE = """Write problems of a task as conversations (JSONL) for microgpt sft. A share (--multi-turn) asks 2 or 3
+problems in a row, each answered right, so a chat model learns to answer a question after earlier ones."""
 # (flag, config field it sets, type, metavar, help)
 TRAIN_FLAGS = [
     ("--data", "data", str, "FILE", "text file, one document per line (default: the names data set)"),
@@ -188,15 +191,25 @@ def build_parser(version):
                    help="--task: draw among the k likeliest tokens (0: all)")
     e.add_argument("--seed", metavar="N", type=int, default=0,
                    help="--task: which held-out problems, and the draws (default 0)")
+    e.add_argument("--turn", metavar="K", type=int, default=1,
+                   help="--task: ask each problem as the K-th question of a chat, after K-1 held-out exchanges "
+                        "answered right (default 1)")
     engine_args(e)
 
     ts = sub.add_parser("tasks", help="tasks with checkable answers: list them, or make conversations")
     ts_sub = ts.add_subparsers(dest="tasks_command", parser_class=Parser, required=True)
     ts_sub.add_parser("list", help="the tasks and their parameters")
-    tm = ts_sub.add_parser("make", help="write problems of a task as conversations (JSONL) for microgpt sft")
+    tm = ts_sub.add_parser("make", help="write problems of a task as conversations (JSONL) for microgpt sft",
+                           description=TASKS_MAKE)
     tm.add_argument("--task", metavar="TASK", required=True,
                     help="add, add:4, reverse, count, or a mixture: add,reverse,count")
-    tm.add_argument("--num", metavar="N", type=int, required=True, help="how many problems")
+    tm.add_argument("--num", metavar="N", type=int, required=True, help="how many conversations")
+    tm.add_argument("--multi-turn", metavar="X", type=float, default=MULTI_TURN,
+                    help=f"share of the conversations with 2 or 3 exchanges (default {MULTI_TURN}: one each; 0.5 with "
+                         f"--pos rope made a chat model that answers on later turns too)")
+    tm.add_argument("--block-size", metavar="N", type=int, default=FIT_BLOCK,
+                    help=f"the --block-size you fine-tune with: a conversation gets a further exchange only while "
+                         f"it fits N + 1 tokens with a character tokenizer (default {FIT_BLOCK})")
     tm.add_argument("--split", metavar="NAME", default="train",
                     help="train (default) | test: the two never share a problem")
     tm.add_argument("--seed", metavar="N", type=int, default=0, help="which problems (default 0)")

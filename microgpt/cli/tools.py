@@ -19,10 +19,13 @@ def cmd_tasks(args):
         print(describe_tasks())
         return
     require("num", args.num, "positive")
-    convs = make_conversations(get_task(args.task), args.split, args.num, args.seed)
+    convs = make_conversations(get_task(args.task), args.split, args.num, args.seed, args.multi_turn, args.block_size)
     if args.to:
         write_conversations(args.to, convs)
-        print(f"wrote {len(convs)} {args.split} conversations of {args.task} to {args.to}")
+        turns = [sum(len(c["messages"]) == 2 * k for c in convs) for k in (2, 3)]
+        print(f"wrote {len(convs)} {args.split} conversations of {args.task} to {args.to}" +
+              (f" ({turns[0]} with 2 exchanges and {turns[1]} with 3, as many as fit --block-size {args.block_size})"
+               if args.multi_turn else ""))
     else:
         sys.stdout.write(dumps_conversations(convs))
 

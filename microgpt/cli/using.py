@@ -67,7 +67,8 @@ def cmd_eval(args):
 
 
 def eval_task(args, run=None):
-    for flag, rule in (("num", "positive"), ("samples", "positive"), ("temperature", "nonneg"), ("top_k", "nonneg")):
+    for flag, rule in (("num", "positive"), ("samples", "positive"), ("temperature", "nonneg"), ("top_k", "nonneg"),
+                       ("turn", "positive")):
         require(flag, getattr(args, flag), rule)
     task = get_task(args.task)
     run = run or open_from_flags(args)
@@ -76,8 +77,12 @@ def eval_task(args, run=None):
                             f"microgpt sft, or score a names task (names-ending:a, names-length:6-8)")
     train_texts = run.ds.train_text if not task.chat else ()
     r = evaluate_task(run.model, run.tokenizer, run.config.block_size, task, args.num, random.Random(args.seed),
-                      args.samples, args.temperature, args.top_k, args.seed, train_texts)
-    print(f"task {r['task']}, {args.num} held-out {'problems' if task.chat else 'samples'}, step {run.state['step']}")
+                      args.samples, args.temperature, args.top_k, args.seed, train_texts, args.turn)
+    turn = args.turn
+    asked = f", asked at turn {turn} (after {turn - 1} held-out exchange{'s' * (turn > 2)}, answered right)" \
+        if turn > 1 else ""
+    print(f"task {r['task']}, {args.num} held-out {'problems' if task.chat else 'samples'}{asked}, "
+          f"step {run.state['step']}")
     for key in [k for k in r if k.startswith("pass@")] + ["sample_accuracy", "reward_mean", "unique", "new"]:
         if key in r and (key != "pass@1" or "reward_mean" not in r):
             how = " (greedy)" if key == "pass@1" and task.chat else ""

@@ -50,7 +50,8 @@ def held_out_questions(cfg, num, val_conversations=None):
 class ChatSession:
     """One conversation with a chat model: say() sends a user message and returns the reply,
     streamed through `on_text` as it is generated; reset() starts over. When the conversation
-    outgrows the model's context, the oldest turns are left out of what it reads."""
+    leaves the reply less than a quarter of the model's context, the oldest turns are left out
+    of what it reads (else the reply would be cut off after a token or two)."""
 
     def __init__(self, model, tokenizer, block_size, rng, temperature=0.8, top_k=0, on_text=None):
         self.model, self.tokenizer, self.block_size, self.rng = model, tokenizer, block_size, rng
@@ -66,7 +67,8 @@ class ChatSession:
         messages = self.messages + [{"role": "user", "content": text}]
         start = 0
         prompt = render_prompt(tok, messages)
-        while len(prompt) >= self.block_size and start + 2 < len(messages):
+        room = max(4, self.block_size // 4)  # earlier turns give way so the reply has this many tokens to be said in
+        while len(prompt) > self.block_size - room and start + 2 < len(messages):
             start += 2  # leave out the oldest exchange (a user message and its reply)
             prompt = render_prompt(tok, messages[start:])
         if len(prompt) >= self.block_size:

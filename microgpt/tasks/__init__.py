@@ -4,6 +4,8 @@
     train = task.problems("train", 1000, seed=0)   # Problem(task, prompt, answer, key)
     task.reward(train[0], " 579 ")                 # 1.0 or 0.0; the RL reward and the eval check
     task.conversation(train[0])                    # {"messages": [user prompt, assistant answer]}
+    task.conversation(*train[:3])                  # three exchanges in a row: a multi-turn chat
+    make_conversations(task, "train", 1000)        # what `tasks make` writes: a share multi-turn
 
 Names tasks (`names-ending:a`, `names-length:6-8`) have no chat: their reward judges a name the
 seed's names model writes. See base.py for how train and test are kept apart.

@@ -29,6 +29,10 @@ class Mixture(Task):
     def size(self):
         return sum(p.size() for p in self.parts)
 
+    def sample(self, rng):
+        """A problem of a part chosen with even odds (the parts' shares in problems())."""
+        return rng.choice(self.parts).sample(rng)
+
     def shares(self, num):
         """How many of `num` problems each part gives: part i gives problems i, i + k, i + 2k, ..."""
         k = len(self.parts)
@@ -67,5 +71,7 @@ class Mixture(Task):
     def is_correct(self, problem, response):
         return self.part(problem).is_correct(problem, response)
 
-    def conversation(self, problem):
-        return self.part(problem).conversation(problem)
+    def conversation(self, *problems):
+        for p in problems:
+            self.part(p)  # each problem one of the mixture's
+        return super().conversation(*problems)

@@ -38,7 +38,7 @@ class NamesTask(Task):
     def accepts(self, name):
         raise NotImplementedError
 
-    def conversation(self, problem):
+    def conversation(self, *problems):
         raise no_conversations(self.name)
 
 
