@@ -53,6 +53,9 @@ def check_config(cfg, path, size, run_dir):
     if not isinstance(engine, dict):  # an older checkpoint saved only a name and a dtype
         engine = {"name": engine or "python", "dtype": cfg.get("dtype")}
     engine = check_engine(_section(EngineConfig, engine, "engine", bad), bad)
+    if engine.name == "python" and not config.is_seed:  # (no run of the python engine can have this model)
+        raise bad("engine: python, but the model has modern parts (rope, qk-norm, relu2, final norm or softcap) "
+                  "that only the numpy and torch engines compute")
     run = cfg.get("run")
     if run is not None and not isinstance(run, dict):
         raise bad("its run section is not a JSON object")
