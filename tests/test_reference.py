@@ -60,12 +60,12 @@ def _same_run(ref_stdout, cli_stdout, steps):
 
 
 def test_reference_py_equals_the_textbook_graph_step_by_step(tmp_path, names_path):
-    """40 steps in CI (the whole 1000-step run: the slow test below): the one-file reference and
+    """10 steps in CI (the whole 1000-step run: the slow test below): the one-file reference and
     `microgpt train --graph textbook` are the same computation, float for float."""
-    ref = _reference_py("--steps", "40")
-    cli = run_cli("train", "--graph", "textbook", "--steps", "40", "--out", tmp_path / "r", "--eval-every", "0",
+    ref = _reference_py("--steps", "10")
+    cli = run_cli("train", "--graph", "textbook", "--steps", "10", "--out", tmp_path / "r", "--eval-every", "0",
                   check=True)
-    _same_run(ref, cli.stdout, 40)
+    _same_run(ref, cli.stdout, 10)
     # full precision: reference.train's own losses, in this process, equal the CLI's metrics.jsonl
     import random
     random.seed(42)
@@ -74,7 +74,7 @@ def test_reference_py_equals_the_textbook_graph_step_by_step(tmp_path, names_pat
     tok = reference.Tokenizer(docs)
     config = reference.Config(tok.vocab_size)
     state_dict = reference.init_params(config)
-    losses = reference.train(docs, tok, config, state_dict, 40, log=lambda msg: None)
+    losses = reference.train(docs, tok, config, state_dict, 10, log=lambda msg: None)
     assert losses == recorded_losses(tmp_path / "r")
 
 

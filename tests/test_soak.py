@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import ROOT, printed_samples, run_cli
 
 from microgpt import checkpoint
@@ -29,6 +30,7 @@ def start(out, resume):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
+@pytest.mark.slow  # (~40 s: with -m slow)
 def test_interrupted_fourteen_times_equals_never_interrupted(tmp_path, names_path):
     t0 = time.time()
     reference = run_cli("train", "--out", tmp_path / "reference", *ARGS, check=True)
