@@ -13,7 +13,7 @@ from microgpt.config import EngineConfig, GPTConfig, RunConfig, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
-DATA_DIR = os.environ.get("MICROGPT_DATA_DIR", SHARED_DATA)
+DATA_DIR = os.path.abspath(os.environ.get("MICROGPT_DATA_DIR", SHARED_DATA))  # (relative: to where the tests started)
 NAMES = os.path.join(DATA_DIR, "names.txt")
 SHAKESPEARE = os.path.join(DATA_DIR, "tinyshakespeare.txt")
 FIRST_FIVE = ["kamon", "ann", "karai", "jaire", "vialan"]
