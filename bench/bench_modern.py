@@ -2,21 +2,26 @@
 rotary positions, QK-norm, ReLU^2, a final norm and a soft cap alone; all of them (--arch
 nanochat); all of them with Muon. Validation loss and bits per byte, ms per step, steps done.
 
-    MICROGPT_DATA_DIR=../shared/data python bench/bench_modern.py                       # ~50 minutes
+    MICROGPT_DATA_DIR=../shared/data python bench/bench_modern.py                       # ~60 minutes
     MICROGPT_DATA_DIR=../shared/data python bench/bench_modern.py --budget 20 --data names \\
         --only seed,rope,all,all+muon                                                     # ~2 minutes
     ... --plot modern.png     # the validation curves against training seconds (matplotlib)
+    taskset -c 0 python bench/bench_modern.py --data names --json names.json &        # a core each (~30 min)
+    taskset -c 1 python bench/bench_modern.py --data shakespeare --json shakespeare.json; wait
+    python bench/bench_modern.py --plot-from names.json,shakespeare.json --plot modern.png
 
 Data sets: names (the README's 200K-parameter model: 4 layers, n_embd 64, 4 heads, block 16,
-batch 32) and tinyshakespeare (4 layers, n_embd 128, 4 heads, block 64, batch 12, stream). The
-same recipe for every configuration: lr 3e-3 cosine with warm-up, weight decay 0.1; Muon's
-matrices at --muon-lr. "Equal wall-clock": the speed of every configuration is measured first in
-this one process (alternating, median of repeats); each then trains the steps its speed allows in
---budget seconds, its cosine schedule spanning them. The validation loss is taken over the whole
+batch 32, dropout 0.2: it sees each name ~20 times in 180 s) and tinyshakespeare (4 layers, n_embd
+128, 4 heads, block 64, batch 12, stream, no dropout: under 2 passes). The same recipe for every
+configuration: lr 3e-3 cosine with warm-up, weight decay 0.1; Muon's matrices at --muon-lr.
+"Equal wall-clock": the speed of every configuration is measured first in this one process
+(alternating, median of repeats); each then trains the steps its speed allows in --budget
+seconds, its cosine schedule spanning them. The validation loss is taken over the whole
 held-out split at the end (and over --curve-docs of it at 8 points along the way, for the curves).
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -40,18 +45,20 @@ CONFIGS = {  # name: (model fields, optimizer)
     "all": (NANOCHAT, "adam"),
     "all+muon": (NANOCHAT, "muon"),
 }
-DATA = {  # name: (file, model, batch size, data mode, warm-up steps)
-    "names": ("names.txt", dict(n_layer=4, n_embd=64, n_head=4, block_size=16), 32, "docs", 100),
-    "shakespeare": ("tinyshakespeare.txt", dict(n_layer=4, n_embd=128, n_head=4, block_size=64), 12, "stream", 100),
+DATA = {  # name: (file, model, batch size, data mode, warm-up steps, dropout)
+    "names": ("names.txt", dict(n_layer=4, n_embd=64, n_head=4, block_size=16), 32, "docs", 100, 0.2),
+    "shakespeare": ("tinyshakespeare.txt", dict(n_layer=4, n_embd=128, n_head=4, block_size=64), 12, "stream", 100,
+                    0.0),
 }
 
 
 def make_run(args, data, name, steps, out):
-    file, size, batch, mode, warmup = DATA[data]
+    file, size, batch, mode, warmup, dropout = DATA[data]
     fields, optimizer = CONFIGS[name]
     cfg = RunConfig(out=out, data=os.path.join(args.data_dir, file), model=GPTConfig(**size, **fields),
                     train=TrainConfig(steps=steps, batch_size=batch, lr=args.lr, lr_schedule="cosine",
                                       warmup_steps=min(warmup, steps // 10), weight_decay=args.weight_decay,
+                                      dropout=dropout,
                                       data_mode=mode, optimizer=optimizer, muon_lr=args.muon_lr),
                     engine=EngineConfig(name=args.engine, dtype=args.dtype, device=args.device),
                     eval_every=0, quiet=True)
@@ -88,7 +95,7 @@ def bench(args, data, names, tmp):
     del probes
     size = DATA[data][1]
     print(f"\n{data}: {size['n_layer']} layers, n_embd {size['n_embd']}, {size['n_head']} heads, block "
-          f"{size['block_size']}, batch {DATA[data][2]}; {args.engine} {args.dtype or ''}; "
+          f"{size['block_size']}, batch {DATA[data][2]}, dropout {DATA[data][5]}; {args.engine} {args.dtype or ''}; "
           f"budget {args.budget:g} s each")
     print(f"{'config':>10} {'params':>8} {'ms/step':>8} {'steps':>6} {'train s':>8} {'val loss':>9} {'val bpb':>8}")
     results = {}
@@ -143,13 +150,27 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--curve-docs", type=int, default=500, help="validation sequences per curve point (0: all)")
     ap.add_argument("--plot", default=None, help="also draw the validation curves into this PNG")
+    ap.add_argument("--json", default=None, help="also write the results (with the curves) into this file")
+    ap.add_argument("--plot-from", default=None, metavar="FILES",
+                    help="no training: draw --plot from these --json files (comma-separated)")
     args = ap.parse_args()
     names = args.only.split(",")
     unknown = [n for n in names if n not in CONFIGS] + [d for d in args.data.split(",") if d not in DATA]
     if unknown:
         ap.error(f"unknown configuration or data set {unknown[0]!r}")
+    if args.plot_from:
+        if not args.plot:
+            ap.error("--plot-from needs --plot PNG")
+        results = {}
+        for path in args.plot_from.split(","):
+            with open(path) as f:
+                results.update(json.load(f))
+        return plot(results, args.plot)
     tmp = tempfile.mkdtemp(prefix="bench-modern-")
     results = {d: bench(args, d, names, tmp) for d in args.data.split(",")}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
     if args.plot:
         plot(results, args.plot)
 

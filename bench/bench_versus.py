@@ -23,10 +23,12 @@ the first). nanoGPT's figure is its own final "val loss" (20 random windows of 1
 validation text. Characters are bytes here (ASCII): bits per byte = loss / ln 2. A short run (--max-iters
 under 1000) also shortens both warm-ups and evaluates nanoGPT at its end.
 
-A microgpt side runs `microgpt train FLAGS --stop-after WARMUP` (warm-up learning rates do not depend on the
-schedule's length), times those steps, then `microgpt train --resume --steps N --time-limit REST` with N such
-that the cosine schedule ends within the budget: the same as `microgpt train FLAGS --steps N` (resume is
-exact), printed under each table. Everything (data, logs, runs) goes into one temp folder, named at the start.
+A microgpt side runs `microgpt train FLAGS --stop-after WARMUP`, times those steps, then `--resume --steps N
+--time-limit REST` with N such that the schedule ends within the budget; with `--lr-schedule wsd` (both sides
+now) it first trains at the stable rate for all but ~1.3 x --decay-frac of the rest and plans the decay from
+that long stretch (the warm-up's rate alone misjudged whole runs by up to 30%). Warm-up and stable rates do not
+depend on --steps, and resume is exact: each side is `microgpt train FLAGS --steps N`, printed under its table.
+Everything (data, logs, runs) goes into one temp folder, named at the start.
 """
 
 import argparse
@@ -45,13 +47,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (the sides import microgpt from here)
 
-MICROGPT = {  # `microgpt train` flags of each microgpt side (--data, --steps, --out added): names, the README's
-    # 200K recipe; shakespeare, nanochat + Muon at lr 1e-2 (val 1.83 at 400 steps; the README's recipe: 2.13)
-    "names": "--engine numpy --dtype float32 --n-layer 4 --n-embd 64 --n-head 4 --block-size 16 --batch-size 32 "
-             "--lr 3e-3 --lr-schedule cosine --warmup-steps 200 --weight-decay 0.1 --dropout 0.2",
-    "shakespeare-numpy": "--engine numpy --dtype float32 --data-mode stream --n-layer 4 --n-embd 128 --n-head 4 "
-                         "--block-size 64 --batch-size 12 --arch nanochat --optimizer muon --lr 1e-2 "
-                         "--lr-schedule cosine --warmup-steps 100",
+MICROGPT = {  # `microgpt train` flags of each microgpt side (--data, --steps, --out added): names, the modern
+    # parts (--arch nanochat) with Adam at batch 64, dropout 0.2 and a wsd schedule (the best of 12 300-s runs here);
+    # shakespeare, nanochat + Muon, 2 layers at batch 24: in nanoGPT's ~80 s the best of 7 runs here (torch: 4 layers
+    # at batch 12 1.664, at 32 1.670; 2 layers at 48 1.645; 2 layers of n_embd 192 1.686)
+    "names": "--engine numpy --dtype float32 --arch nanochat --n-layer 4 --n-embd 64 --n-head 4 --block-size 16 "
+             "--batch-size 64 --lr 3e-3 --lr-schedule wsd --decay-frac 0.4 --warmup-steps 200 --weight-decay 0.1 "
+             "--dropout 0.2",
+    "shakespeare-numpy": "--engine numpy --dtype float32 --data-mode stream --n-layer 2 --n-embd 128 --n-head 4 "
+                         "--block-size 64 --batch-size 24 --arch nanochat --optimizer muon --lr 1e-2 "
+                         "--lr-schedule wsd --decay-frac 0.4 --warmup-steps 50",
 }
 MICROGPT["shakespeare-torch"] = MICROGPT["shakespeare-numpy"].replace("numpy", "torch")
 MAKEMORE_SEED = 3407  # makemore's --seed default: its split is torch.randperm under it
@@ -113,15 +118,22 @@ def side(a):
     flags += ["--val-frac", "0"] if a.side == "names" else []  # (names: makemore's test names, scored below)
     microgpt(["train", *flags, "--steps", "10000000", "--stop-after", str(warmup), "--log-every",
               str(max(1, warmup // 2)), "--quiet"])
-    with open(os.path.join(out, "metrics.jsonl")) as f:  # the time per step of the warm-up's second half
-        (s1, e1), (s2, e2) = [(0, 0.0), *[(r["step"], r["elapsed"]) for r in map(json.loads, f)]][-2:]
-    per_step = (e2 - e1) / (s2 - s1)
+    per_step, done = rate(out, 0)  # the time per step of the warm-up's second half
     while a.budget is None:  # round 1 of shakespeare: the parent's prediction of nanoGPT's wall time
         if os.path.exists(a.budget_file):
             a.budget = float(read(a.budget_file))
         time.sleep(0.05)
     rest = a.budget - (time.time() - t0)
-    steps = warmup + max(1, int((rest - 1.0) / per_step * 0.98))  # (1 s and 2% for resuming and saving)
+    if "wsd" in flags:  # stable at the full rate for most of the time, timed over thousands of steps; then the
+        # decay planned from that rate (until it starts, the schedule does not depend on --steps: no jump)
+        frac = float(flags[flags.index("--decay-frac") + 1]) if "--decay-frac" in flags else 0.2
+        microgpt(["train", "--resume", "--out", out, "--time-limit", f"{rest * (1 - 1.3 * frac):.2f}", "--log-every",
+                  "100", "--quiet"])
+        per_step = rate(out, warmup)[0]
+        with open(os.path.join(out, "checkpoint", "state.json")) as f:
+            done = json.load(f)["step"]  # (where the time limit stopped it: after the last logged step)
+        rest = a.budget - (time.time() - t0)
+    steps = done + max(1, int((rest - 3.0) / per_step * 0.98))  # (3 s and 2% for resuming and saving)
     microgpt(["train", "--resume", "--out", out, "--steps", str(steps), "--time-limit", f"{max(1.0, rest):.2f}",
               "--log-every", str(max(1, steps // 20)), "--num-samples", "0"])
     wall, run = time.time() - t0, open_run(out)  # (the evaluation below is not timed)
@@ -131,6 +143,16 @@ def side(a):
     done = f"{run.state['step']}" + (f" of {steps}" if run.state["step"] < steps else "")  # (--time-limit: short)
     print("RESULT " + json.dumps(dict(steps=done, planned=steps, wall=wall, loss=val["loss"],
                                       bpb=val["bpb"], targets=val["tokens"], flags=a.flags)))
+
+
+def rate(out, since):
+    """(seconds per step between the last two logged steps after step `since` (the step
+    `since` itself if only one), the last logged step) from a run's metrics.jsonl."""
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        rows = [(0, 0.0), *[(r["step"], r["elapsed"]) for r in map(json.loads, f)]]
+    first = max(i for i, (s, _) in enumerate(rows) if s <= since)
+    (s1, e1), (s2, e2) = (rows[first], rows[-1]) if since else rows[-2:]
+    return (e2 - e1) / (s2 - s1), s2
 
 
 # ---------------------------------------------------------------- the two pairs

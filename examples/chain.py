@@ -1,6 +1,6 @@
 """From MicroGPT to ChatGPT, in miniature: pretrain -> fine-tune -> RL -> evaluate -> chat.
 
-    MICROGPT_DATA_DIR=../shared/data python examples/chain.py             # ~10 minutes on 2 cores
+    MICROGPT_DATA_DIR=../shared/data python examples/chain.py             # 7-10 minutes on 2 cores
     MICROGPT_DATA_DIR=../shared/data python examples/chain.py --quick     # ~2 minutes, weaker numbers
 
 Through the Python API; the same with the command line:

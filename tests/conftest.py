@@ -34,3 +34,20 @@ def words(tmp_path_factory):
     path = tmp_path_factory.mktemp("words") / "words.txt"
     path.write_text("\n".join(WORDS) + "\n")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory, words):
+    """The serve tests' runs (serving.make_runs), made once: none writes into them (a test that
+    changes one copies it first)."""
+    from serving import make_runs
+    return make_runs(tmp_path_factory.mktemp("serve"), words)
+
+
+@pytest.fixture(scope="module")
+def server(serve_runs):
+    """serve_runs served by a live uvicorn in this process, once per test module (serving.LiveServer)."""
+    from serving import LiveServer
+    s = LiveServer(list(serve_runs.values()))
+    yield s
+    s.close()

@@ -80,7 +80,7 @@ def test_the_tokenizer_learns_from_the_training_split_only(names_path):
 def test_stream_mode_splits_the_text_before_tokenizing(tmp_path):
     if not __import__("os").path.exists(SHAKESPEARE):
         pytest.skip("tinyshakespeare.txt not found")
-    text = read_text(SHAKESPEARE)[:20000]
+    text = read_text(SHAKESPEARE)[:8000]
     data = tmp_path / "s.txt"
     data.write_text(text)
     tc = TrainConfig(data_mode="stream")

@@ -432,7 +432,7 @@ def n_examples(n):
     return max(1, int(n * SCALE))
 
 
-@settings(FUZZ, max_examples=n_examples(6000))
+@settings(FUZZ, max_examples=n_examples(2500))
 @given(data=st.data())
 def test_any_damaged_checkpoint_loads_or_is_one_clear_error(bases, scratch, data):
     open_written(scratch, *mutate(data, bases))
@@ -447,7 +447,7 @@ def open_written(scratch, files, folder="checkpoint"):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@settings(FUZZ, max_examples=n_examples(1500))
+@settings(FUZZ, max_examples=n_examples(600))
 @given(data=st.data())
 def test_random_bytes_in_every_file(bases, scratch, data):
     """No base at all: each file is random bytes, or a valid file's prefix with random bytes after it."""
@@ -459,7 +459,7 @@ def test_random_bytes_in_every_file(bases, scratch, data):
     open_written(scratch, files)
 
 
-@settings(FUZZ, max_examples=n_examples(2000))
+@settings(FUZZ, max_examples=n_examples(1000))
 @given(data=st.data())
 def test_our_safetensors_reader_agrees_with_the_library(bases, data):
     """Differential: a damaged safetensors file is read by our plain-Python reader exactly when

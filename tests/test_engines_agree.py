@@ -113,7 +113,8 @@ def test_checkpoints_move_between_engines(engine, tmp_path, names_path):
         extra = flags if e == engine else []
         outputs[e] = (run_cli("sample", "--out", tmp_path / "py", "--engine", e, *extra, "--num", "5", "--seed", "1",
                               check=True).stdout,
-                      run_cli("eval", "--out", tmp_path / "mixed", "--engine", e, *extra, check=True).stdout)
+                      run_cli("eval", "--out", tmp_path / "mixed", "--engine", e, *extra, "--max-docs", "200",
+                              check=True).stdout)
     assert outputs[engine] == outputs["python"]
 
 

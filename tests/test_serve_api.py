@@ -14,21 +14,9 @@ import time
 
 import pytest
 from helpers import ROOT, assert_one_line_error, run_cli
-from serving import LiveServer, make_runs
+from serving import LiveServer
 
 openai = pytest.importorskip("openai")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, words):
-    return make_runs(tmp_path_factory.mktemp("serve"), words)
-
-
-@pytest.fixture(scope="module")
-def server(runs):
-    s = LiveServer(list(runs.values()))
-    yield s
-    s.close()
 
 
 def sampled(run, *args):
@@ -46,62 +34,64 @@ def test_models_lists_every_run(server):
 
 
 @pytest.mark.parametrize("prompt", ["", "em", "a"])
-def test_completions_at_temperature_0_are_microgpt_samples(server, runs, prompt):
+def test_completions_at_temperature_0_are_microgpt_samples(server, serve_runs, prompt):
     c = server.client()
     r = c.completions.create(model="base", prompt=prompt, temperature=0, seed=1)
     assert r.choices[0].finish_reason == "stop"  # a name ends at BOS
-    assert [prompt + r.choices[0].text] == sampled(runs["base"], "--temperature", "0", "--num", "1", "--prompt", prompt)
+    assert [prompt + r.choices[0].text] == sampled(serve_runs["base"], "--temperature", "0", "--num", "1",
+                                                   "--prompt", prompt)
 
 
-def test_seeded_completions_are_microgpt_samples_with_that_seed(server, runs):
+def test_seeded_completions_are_microgpt_samples_with_that_seed(server, serve_runs):
     r = server.client().completions.create(model="base", prompt="a", temperature=0.9, seed=3, n=3)
-    assert ["a" + ch.text for ch in r.choices] == sampled(runs["base"], "--temperature", "0.9", "--seed", "3",
+    assert ["a" + ch.text for ch in r.choices] == sampled(serve_runs["base"], "--temperature", "0.9", "--seed", "3",
                                                           "--num", "3", "--prompt", "a")
     again = server.client().completions.create(model="base", prompt="a", temperature=0.9, seed=3, n=3)
     assert [ch.text for ch in again.choices] == [ch.text for ch in r.choices]
 
 
-def test_a_stream_model_slides_past_its_context_as_sample_does(server, runs):
+def test_a_stream_model_slides_past_its_context_as_sample_does(server, serve_runs):
     r = server.client().completions.create(model="stream", prompt="the ", temperature=0, max_tokens=40)
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 40  # > block_size 16
-    assert "the " + r.choices[0].text == sampled(runs["stream"], "--temperature", "0", "--num", "1", "--prompt",
+    assert "the " + r.choices[0].text == sampled(serve_runs["stream"], "--temperature", "0", "--num", "1", "--prompt",
                                                  "the ", "--max-new-tokens", "40")
 
 
-def test_chat_replies_are_microgpt_samples(server, runs):
+def test_chat_replies_are_microgpt_samples(server, serve_runs):
     c = server.client()
     r = c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "12+34"}], temperature=0)
     assert r.choices[0].message.role == "assistant"
-    assert [f"12+34 -> {r.choices[0].message.content}"] == sampled(runs["chat"], "--temperature", "0", "--num", "1",
-                                                                   "--prompt", "12+34")
+    assert [f"12+34 -> {r.choices[0].message.content}"] == sampled(serve_runs["chat"], "--temperature", "0",
+                                                                   "--num", "1", "--prompt", "12+34")
     r = c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "5+7"}], temperature=1.0,
                                   seed=11, n=4)
     assert [f"5+7 -> {ch.message.content}" for ch in r.choices] == sampled(
-        runs["chat"], "--temperature", "1.0", "--seed", "11", "--num", "4", "--prompt", "5+7")
+        serve_runs["chat"], "--temperature", "1.0", "--seed", "11", "--num", "4", "--prompt", "5+7")
 
 
 @pytest.mark.parametrize("engine", ["python", pytest.param("torch", marks=pytest.mark.slow)])  # (torch: ~13 s)
-def test_any_engine_serves_what_it_samples(runs, engine):
+def test_any_engine_serves_what_it_samples(serve_runs, engine):
     if engine == "torch":
         pytest.importorskip("torch")
-    s = LiveServer([runs["base"]], engine=engine)
+    s = LiveServer([serve_runs["base"]], engine=engine)
     try:
         assert s.get("/api/info")[1]["models"][0]["engine"] == engine
         r = s.client().completions.create(model="base", prompt="em", temperature=0.7, seed=5, n=2)
-        assert ["em" + ch.text for ch in r.choices] == sampled(runs["base"], "--engine", engine, "--temperature", "0.7",
-                                                              "--seed", "5", "--num", "2", "--prompt", "em")
+        assert ["em" + ch.text for ch in r.choices] == sampled(serve_runs["base"], "--engine", engine,
+                                                              "--temperature", "0.7", "--seed", "5", "--num", "2",
+                                                              "--prompt", "em")
     finally:
         s.close()
 
 
-def test_attention_is_the_pictures_attention(server, runs):
+def test_attention_is_the_pictures_attention(server, serve_runs):
     import numpy as np
 
     from microgpt import checkpoint
     from microgpt.pictures.attention import attention_maps
     status, a = server.post("/api/attention", {"model": "base", "text": "emma"})
     assert status == 200 and a["tokens"] == ["<bos>", "e", "m", "m", "a"] and a["first"] == 0
-    ckpt = checkpoint.load(runs["base"], with_optimizer=False)
+    ckpt = checkpoint.load(serve_runs["base"], with_optimizer=False)
     want = attention_maps(ckpt, [ckpt.tokenizer.BOS] + ckpt.tokenizer.encode("emma"))
     assert np.abs(np.array(a["maps"]) - want).max() <= 5e-5 and want.shape == (1, 2, 5, 5)
     assert np.allclose(np.array(a["maps"]).sum(-1), 1, atol=1e-3)
@@ -200,10 +190,10 @@ def test_text_holds_back_what_may_become_a_stop_string():
     assert [t.add(i) for i in tok.encode("axyz")] + [t.close()] == ["a", "", "", "", ""]
 
 
-def test_the_readme_example_runs_as_written(runs, tmp_path, capsys):
+def test_the_readme_example_runs_as_written(serve_runs, tmp_path, capsys):
     doc = open(os.path.join(ROOT, "README.md")).read()
     example = next(b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "OpenAI(base_url" in b)
-    for name, run in (("names", runs["base"]), ("add", runs["chat"])):  # the example's run names
+    for name, run in (("names", serve_runs["base"]), ("add", serve_runs["chat"])):  # the example's run names
         shutil.copytree(run, tmp_path / name)
     s = LiveServer([str(tmp_path / "names"), str(tmp_path / "add")])
     try:
@@ -214,9 +204,9 @@ def test_the_readme_example_runs_as_written(runs, tmp_path, capsys):
     assert name and re.fullmatch(r"[0-9]*", reply)
 
 
-def test_the_api_key_is_required_when_set(runs):
+def test_the_api_key_is_required_when_set(serve_runs):
     from microgpt.serve.app import Settings
-    s = LiveServer([runs["base"]], Settings(api_key="s3cret"))
+    s = LiveServer([serve_runs["base"]], Settings(api_key="s3cret"))
     try:
         for key in ("none", "s3cret-not"):
             with pytest.raises(openai.AuthenticationError):
@@ -236,8 +226,8 @@ def start_cli(*args):
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
-def test_the_command_serves_until_ctrl_c_and_warns_when_exposed(runs):
-    p = start_cli("--out", runs["base"], "--out", runs["chat"], "--port", "0", "--host", "0.0.0.0")
+def test_the_command_serves_until_ctrl_c_and_warns_when_exposed(serve_runs):
+    p = start_cli("--out", serve_runs["base"], "--out", serve_runs["chat"], "--port", "0", "--host", "0.0.0.0")
     try:
         lines = [p.stdout.readline() for _ in range(3)]
         url = re.search(r"page: (http://\S+)/ ", lines[2]).group(1)
@@ -256,21 +246,21 @@ def test_the_command_serves_until_ctrl_c_and_warns_when_exposed(runs):
     assert "Traceback" not in err
 
 
-def test_the_command_refuses_a_missing_run_or_a_taken_port(runs, tmp_path):
+def test_the_command_refuses_a_missing_run_or_a_taken_port(serve_runs, tmp_path):
     assert_one_line_error(run_cli("serve", "--out", tmp_path / "nothing"), "no such run folder")
-    p = start_cli("--out", runs["base"], "--port", "0")
+    p = start_cli("--out", serve_runs["base"], "--port", "0")
     try:
         port = re.search(r":(\d+)/ ", [p.stdout.readline() for _ in range(2)][1]).group(1)
         started = time.monotonic()
-        assert_one_line_error(run_cli("serve", "--out", runs["base"], "--port", port), "cannot listen", "--port")
+        assert_one_line_error(run_cli("serve", "--out", serve_runs["base"], "--port", port), "cannot listen", "--port")
         assert time.monotonic() - started < 60
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=30)
 
 
-def test_without_the_extra_one_line_says_what_to_install(runs):
+def test_without_the_extra_one_line_says_what_to_install(serve_runs):
     hide = "import sys; sys.modules['uvicorn'] = None; from microgpt.cli import main; main()"
-    p = subprocess.run([sys.executable, "-c", hide, "serve", "--out", runs["base"]], capture_output=True, text=True,
-                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    p = subprocess.run([sys.executable, "-c", hide, "serve", "--out", serve_runs["base"]], capture_output=True,
+                       text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
     assert_one_line_error(p, "pip install 'microgpt[serve]'")

@@ -21,7 +21,7 @@ import warnings
 
 import pytest
 from helpers import run_cli
-from serving import LiveServer, make_runs
+from serving import LiveServer
 
 pytest.importorskip("matplotlib")
 
@@ -55,8 +55,8 @@ def driver():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, words):
-    runs = make_runs(tmp_path_factory.mktemp("serve"), words)
+def server(serve_runs):  # (replaces conftest's: base and chat only, the paths kept)
+    runs = serve_runs
     s = LiveServer([runs["base"], runs["chat"]])
     s.paths = runs
     yield s

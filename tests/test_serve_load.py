@@ -12,21 +12,9 @@ import time
 
 import pytest
 from helpers import ROOT, run_cli
-from serving import LiveServer, make_runs
+from serving import LiveServer
 
 openai = pytest.importorskip("openai")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, words):
-    return make_runs(tmp_path_factory.mktemp("serve"), words)
-
-
-@pytest.fixture(scope="module")
-def server(runs):
-    s = LiveServer(list(runs.values()))
-    yield s
-    s.close()
 
 
 def C(**kw):  # a completion request for the base model
@@ -146,9 +134,9 @@ def wait_for(cond, what, timeout=30):
 
 
 @pytest.fixture
-def gated(runs):
+def gated(serve_runs):
     from microgpt.serve.app import Settings
-    s = LiveServer([runs["stream"]], Settings(max_active=1, max_waiting=1))
+    s = LiveServer([serve_runs["stream"]], Settings(max_active=1, max_waiting=1))
     g = Meter()
     s.runs.by_name["stream"].model = Gated(s.runs.get("stream").model, g)
     yield s, g
@@ -200,9 +188,9 @@ def test_a_client_that_goes_away_frees_its_slot_within_a_token(gated, stream):
     assert s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 1})[0] == 200  # the server goes on
 
 
-def test_32_concurrent_streams_finish_with_the_right_text(runs):
+def test_32_concurrent_streams_finish_with_the_right_text(serve_runs):
     from microgpt.serve.app import Settings
-    s = LiveServer([runs["base"], runs["chat"]], Settings(max_active=4, max_waiting=64))
+    s = LiveServer([serve_runs["base"], serve_runs["chat"]], Settings(max_active=4, max_waiting=64))
     client = s.client(timeout=120)
     asks = [("base", p) for p in ("", "a", "e", "em", "ol", "s", "mi", "l")] + \
            [("chat", q) for q in ("1+2", "12+34", "5+5", "30+9", "8+80", "77+1", "4+4", "60+6")]
@@ -245,10 +233,10 @@ def test_32_concurrent_streams_finish_with_the_right_text(runs):
         s.close()
 
 
-def test_reload_serves_each_new_checkpoint_whole(runs, tmp_path):
+def test_reload_serves_each_new_checkpoint_whole(serve_runs, tmp_path):
     from microgpt.serve.app import Settings
     run = tmp_path / "base"
-    shutil.copytree(runs["base"], run)
+    shutil.copytree(serve_runs["base"], run)
     fixed = LiveServer([str(run)])
     live = LiveServer([str(run)], Settings(reload_every=0.05), reload=True)
     try:
