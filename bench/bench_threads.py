@@ -25,7 +25,7 @@ def worker(threads, seconds):
     import random
 
     from microgpt.config import EngineConfig, GPTConfig, TrainConfig
-    from microgpt.data import read_data, split_docs
+    from microgpt.data.text import read_data, split_docs
     from microgpt.engines.numpy_engine.engine import Model
     from microgpt.params import init_weights
     docs = split_docs(read_data().text)

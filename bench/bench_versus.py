@@ -146,8 +146,8 @@ def side(a):
 
 
 def rate(out, since):
-    """(seconds per step between the last two logged steps after step `since` (the step
-    `since` itself if only one), the last logged step) from a run's metrics.jsonl."""
+    """(seconds per step, the last logged step) from a run's metrics.jsonl: the rate between the
+    last two logged steps, or with `since`, from the logged step at or before it to the last."""
     with open(os.path.join(out, "metrics.jsonl")) as f:
         rows = [(0, 0.0), *[(r["step"], r["elapsed"]) for r in map(json.loads, f)]]
     first = max(i for i, (s, _) in enumerate(rows) if s <= since)
