@@ -49,8 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (the sides
 
 MICROGPT = {  # `microgpt train` flags of each microgpt side (--data, --steps, --out added): names, the modern
     # parts (--arch nanochat) with Adam at batch 64, dropout 0.2 and a wsd schedule (the best of 12 300-s runs here);
-    # shakespeare, nanochat + Muon, 2 layers at batch 24: in nanoGPT's ~80 s the best of 7 runs here (torch: 4 layers
-    # at batch 12 1.664, at 32 1.670; 2 layers at 48 1.645; 2 layers of n_embd 192 1.686)
+    # shakespeare, nanochat + Muon, 2 layers at batch 24: in nanoGPT's ~76 s the best of 13 runs here (bench/README.md)
     "names": "--engine numpy --dtype float32 --arch nanochat --n-layer 4 --n-embd 64 --n-head 4 --block-size 16 "
              "--batch-size 64 --lr 3e-3 --lr-schedule wsd --decay-frac 0.4 --warmup-steps 200 --weight-decay 0.1 "
              "--dropout 0.2",
