@@ -55,10 +55,9 @@ def driver():
 
 
 @pytest.fixture(scope="module")
-def server(serve_runs):  # (replaces conftest's: base and chat only, the paths kept)
-    runs = serve_runs
-    s = LiveServer([runs["base"], runs["chat"]])
-    s.paths = runs
+def server(serve_runs):  # (not conftest's: the base and chat runs only, and their paths)
+    s = LiveServer([serve_runs["base"], serve_runs["chat"]])
+    s.paths = serve_runs
     yield s
     s.close()
 
