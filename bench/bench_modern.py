@@ -93,9 +93,9 @@ def bench(args, data, names, tmp):
             times[n].append(timed_steps(probes[n], r * args.probe_steps, args.probe_steps))
     per_step = {n: statistics.median(t) for n, t in times.items()}
     del probes
-    size = DATA[data][1]
+    _, size, batch, _, _, dropout = DATA[data]
     print(f"\n{data}: {size['n_layer']} layers, n_embd {size['n_embd']}, {size['n_head']} heads, block "
-          f"{size['block_size']}, batch {DATA[data][2]}, dropout {DATA[data][5]}; {args.engine} {args.dtype or ''}; "
+          f"{size['block_size']}, batch {batch}, dropout {dropout}; {args.engine} {args.dtype or ''}; "
           f"budget {args.budget:g} s each")
     print(f"{'config':>10} {'params':>8} {'ms/step':>8} {'steps':>6} {'train s':>8} {'val loss':>9} {'val bpb':>8}")
     results = {}
@@ -163,8 +163,11 @@ def main():
             ap.error("--plot-from needs --plot PNG")
         results = {}
         for path in args.plot_from.split(","):
-            with open(path) as f:
-                results.update(json.load(f))
+            try:
+                with open(path) as f:
+                    results.update(json.load(f))
+            except (OSError, ValueError) as e:
+                ap.error(f"--plot-from {path}: cannot read it as a --json file of this script ({e})")
         return plot(results, args.plot)
     tmp = tempfile.mkdtemp(prefix="bench-modern-")
     results = {d: bench(args, d, names, tmp) for d in args.data.split(",")}

@@ -109,6 +109,7 @@ def link(src_dir, names, dest):
 
 def side(a):
     from microgpt.cli import main as microgpt
+    from microgpt.config import TrainConfig
     from microgpt.evaluate import split_loss
     from microgpt.stages.open import open_run
     t0, out = a.t0, os.path.join(a.tmp, a.side)
@@ -117,7 +118,7 @@ def side(a):
     flags += ["--val-frac", "0"] if a.side == "names" else []  # (names: makemore's test names, scored below)
     microgpt(["train", *flags, "--steps", "10000000", "--stop-after", str(warmup), "--log-every",
               str(max(1, warmup // 2)), "--quiet"])
-    per_step, done = rate(out, 0)  # the time per step of the warm-up's second half
+    per_step, done = rate(out)  # the time per step of the warm-up's second half
     while a.budget is None:  # round 1 of shakespeare: the parent's prediction of nanoGPT's wall time
         if os.path.exists(a.budget_file):
             a.budget = float(read(a.budget_file))
@@ -125,10 +126,10 @@ def side(a):
     rest = a.budget - (time.time() - t0)
     if "wsd" in flags:  # stable at the full rate for most of the time, timed over thousands of steps; then the
         # decay planned from that rate (until it starts, the schedule does not depend on --steps: no jump)
-        frac = float(flags[flags.index("--decay-frac") + 1]) if "--decay-frac" in flags else 0.2
+        frac = float(flags[flags.index("--decay-frac") + 1]) if "--decay-frac" in flags else TrainConfig.decay_frac
         microgpt(["train", "--resume", "--out", out, "--time-limit", f"{rest * (1 - 1.3 * frac):.2f}", "--log-every",
                   "100", "--quiet"])
-        per_step = rate(out, warmup)[0]
+        per_step = rate(out, since=warmup)[0]
         with open(os.path.join(out, "checkpoint", "state.json")) as f:
             done = json.load(f)["step"]  # (where the time limit stopped it: after the last logged step)
         rest = a.budget - (time.time() - t0)
@@ -144,13 +145,13 @@ def side(a):
                                       bpb=val["bpb"], targets=val["tokens"], flags=a.flags)))
 
 
-def rate(out, since):
+def rate(out, since=None):
     """(seconds per step, the last logged step) from a run's metrics.jsonl: the rate between the
     last two logged steps, or with `since`, from the logged step at or before it to the last."""
     with open(os.path.join(out, "metrics.jsonl")) as f:
         rows = [(0, 0.0), *[(r["step"], r["elapsed"]) for r in map(json.loads, f)]]
-    first = max(i for i, (s, _) in enumerate(rows) if s <= since)
-    (s1, e1), (s2, e2) = (rows[first], rows[-1]) if since else rows[-2:]
+    (s1, e1) = rows[-2] if since is None else [r for r in rows if r[0] <= since][-1]
+    s2, e2 = rows[-1]
     return (e2 - e1) / (s2 - s1), s2
 
 
