@@ -19,9 +19,10 @@ shakespeare: nanoGPT's README CPU command (config/train_shakespeare_char.py with
 iterations; data made by its own prepare.py) on core 0, beside microgpt numpy (round 1), then microgpt torch
 (round 2), on core 1 for nanoGPT's wall time: round 1 predicts it from nanoGPT's first iterations, round 2
 takes round 1's. Both hold out the last 10% of the text (nanoGPT 111,540 characters, microgpt the same less
-the first). nanoGPT's figure is its own final "val loss" (20 random windows of 12 x 64), microgpt's the whole
-validation text. Characters are bytes here (ASCII): bits per byte = loss / ln 2. A short run (--max-iters
-under 1000) also shortens both warm-ups and evaluates nanoGPT at its end.
+the first: stream mode splits the text before tokenizing). nanoGPT's figure is its own final "val loss" (20
+random windows of 12 x 64), microgpt's the whole validation text. Both in nats per character, whatever the
+tokenizer: characters are bytes here (ASCII), so a BPE side's loss per character is its bits per byte x ln 2.
+A short run (--max-iters under 1000) also shortens both warm-ups and evaluates nanoGPT at its end.
 
 A microgpt side runs `microgpt train FLAGS --stop-after WARMUP`, times those steps, then `--resume --steps N
 --time-limit REST` with N such that the schedule ends within the budget; with `--lr-schedule wsd` (both sides
@@ -49,13 +50,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (the sides
 
 MICROGPT = {  # `microgpt train` flags of each microgpt side (--data, --steps, --out added): names, the modern
     # parts (--arch nanochat) with Adam at batch 64, dropout 0.2 and a wsd schedule (the best of 12 300-s runs here);
-    # shakespeare, nanochat + Muon, 2 layers at batch 24: in nanoGPT's ~76 s the best of 13 runs here (bench/README.md)
+    # shakespeare, nanochat + Muon, 2 layers at batch 24, BPE-512 (2 characters a token: twice the text a step) and
+    # weight decay 0.1 (bench/README.md has the search)
     "names": "--engine numpy --dtype float32 --arch nanochat --n-layer 4 --n-embd 64 --n-head 4 --block-size 16 "
              "--batch-size 64 --lr 3e-3 --lr-schedule wsd --decay-frac 0.4 --warmup-steps 200 --weight-decay 0.1 "
              "--dropout 0.2",
-    "shakespeare-numpy": "--engine numpy --dtype float32 --data-mode stream --n-layer 2 --n-embd 128 --n-head 4 "
-                         "--block-size 64 --batch-size 24 --arch nanochat --optimizer muon --lr 1e-2 "
-                         "--lr-schedule wsd --decay-frac 0.4 --warmup-steps 50",
+    "shakespeare-numpy": "--engine numpy --dtype float32 --data-mode stream --tokenizer bpe --vocab-size 512 "
+                         "--n-layer 2 --n-embd 128 --n-head 4 --block-size 64 --batch-size 24 --arch nanochat "
+                         "--optimizer muon --lr 1e-2 --lr-schedule wsd --decay-frac 0.4 --warmup-steps 50 "
+                         "--weight-decay 0.1",
 }
 MICROGPT["shakespeare-torch"] = MICROGPT["shakespeare-numpy"].replace("numpy", "torch")
 MAKEMORE_SEED = 3407  # makemore's --seed default: its split is torch.randperm under it
@@ -142,7 +145,8 @@ def side(a):
            if a.side == "names" else run.evaluate_split("val"))
     done = f"{run.state['step']}" + (f" of {steps}" if run.state["step"] < steps else "")  # (--time-limit: short)
     print("RESULT " + json.dumps(dict(steps=done, planned=steps, wall=wall, loss=val["loss"],
-                                      bpb=val["bpb"], targets=val["tokens"], flags=a.flags)))
+                                      bpb=val["bpb"], targets=val["tokens"], flags=a.flags,
+                                      bytes=round(val["loss"] * val["tokens"] / (val["bpb"] * math.log(2))))))
 
 
 def rate(out, since=None):
@@ -257,10 +261,12 @@ def shakespeare(a):
         iters = int((found(log, r"^iter (\d+):") or [-1])[-1]) + 1
         rows += [(f"nanoGPT (beside {engine})", str(iters), wall, float(val[-1][1]) if val else math.nan,
                   f"its val loss at step {val[-1][0] if val else '-'} (20 x 12 x 64 random)"),
-                 (f"microgpt {engine}", mg["steps"], mg["wall"], mg["loss"], f"whole val, {mg['targets']:,}")]
+                 (f"microgpt {engine}", mg["steps"], mg["wall"], mg["bpb"] * math.log(2),  # (per character)
+                  f"whole val, {mg['bytes']:,} characters in {mg['targets']:,} tokens")]
         notes.append(f"microgpt {engine}: microgpt train {mg['flags']} --data tinyshakespeare.txt "
                      f"--steps {mg['planned']}")
-    table(f"tinyshakespeare: nanoGPT's {n} iterations; microgpt for nanoGPT's wall time; one core each", rows)
+    table(f"tinyshakespeare: nanoGPT's {n} iterations; microgpt for nanoGPT's wall time; one core each; loss per "
+          "character", rows)
     print("\n".join(notes))
 
 

@@ -166,3 +166,32 @@ def test_dropout_is_reproducible_and_resumes_exactly(tmp_path, names_path):
     assert checkpoint.load(str(tmp_path / "a")).weights != checkpoint.load(str(tmp_path / "c")).weights
     p = run_cli("train", "--out", tmp_path / "d", "--dropout", "0.1", "--steps", "2")
     assert p.returncode == 2 and "without dropout" in p.stderr and not (tmp_path / "d").exists()
+
+
+MALLOC_PROBE = """
+import ctypes, numpy as np
+from microgpt.engines.numpy_engine.memory import keep_freed_memory
+class MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2: hblks = blocks mmapped from the kernel
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks "
+                                                 "fordblks keepcost").split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+def mapped_by(n):  # blocks mmapped for a new array of n float32
+    before = mallinfo2().hblks
+    a = np.ones(n, dtype=np.float32)
+    return mallinfo2().hblks - before, a
+default, a = mapped_by(1 << 20)
+took = keep_freed_memory()
+raised, b = mapped_by(1 << 20)
+print(default, took, raised)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "mallinfo2"), reason="glibc >= 2.33 only")
+def test_keep_freed_memory_serves_step_sized_arrays_from_the_heap():
+    """A 4 MB array: mmapped from the kernel under glibc's defaults (faulted in again every step),
+    from malloc's own heap once the numpy engine has raised the thresholds."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "True", "0"]

@@ -4,6 +4,7 @@ import numpy as np
 
 from microgpt.batching import pad_batch
 from microgpt.engines import base, dtype_name
+from microgpt.engines.numpy_engine.memory import keep_freed_memory
 from microgpt.engines.numpy_engine.model import gpt, loss
 from microgpt.engines.numpy_engine.muon import MuonAdamW
 from microgpt.engines.numpy_engine.optim import Adam
@@ -30,6 +31,7 @@ class Model(base.Model):
         self.optimizer = Adam(self.flat)
         self.muon = None  # MuonAdamW over the same arrays, made when a step asks for --optimizer muon
         limit_blas_threads(options.threads)
+        keep_freed_memory()  # (each step frees and allocates the same large arrays: keep them mapped)
 
     def _views(self, flat):
         """{name: the [out, in] view of that parameter inside a flat array}."""
