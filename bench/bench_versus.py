@@ -19,7 +19,7 @@ shakespeare: nanoGPT's README CPU command (config/train_shakespeare_char.py with
 iterations; data made by its own prepare.py) on core 0, beside microgpt numpy (round 1), then microgpt torch
 (round 2), on core 1 for nanoGPT's wall time: round 1 predicts it from nanoGPT's first iterations, round 2
 takes round 1's. Both hold out the last 10% of the text (nanoGPT 111,540 characters, microgpt the same less
-the first: stream mode splits the text before tokenizing). nanoGPT's figure is its own final "val loss" (20
+its first token: stream mode splits the text before tokenizing). nanoGPT's figure is its own final "val loss" (20
 random windows of 12 x 64), microgpt's the whole validation text. Both in nats per character, whatever the
 tokenizer: characters are bytes here (ASCII), so a BPE side's loss per character is its bits per byte x ln 2.
 A short run (--max-iters under 1000) also shortens both warm-ups and evaluates nanoGPT at its end.

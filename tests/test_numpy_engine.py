@@ -1,8 +1,11 @@
 """The numpy engine's tensor autograd: every op's gradient against finite differences, the KV
 cache against a full recomputation, float32, and stream mode on continuous text."""
 
+import ctypes
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -187,11 +190,9 @@ print(default, took, raised)
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("ctypes").CDLL(None), "mallinfo2"), reason="glibc >= 2.33 only")
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc >= 2.33 only")
 def test_keep_freed_memory_serves_step_sized_arrays_from_the_heap():
     """A 4 MB array: mmapped from the kernel under glibc's defaults (faulted in again every step),
     from malloc's own heap once the numpy engine has raised the thresholds."""
-    import subprocess
-    import sys
     out = subprocess.run([sys.executable, "-c", MALLOC_PROBE], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1", "True", "0"]
