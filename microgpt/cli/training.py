@@ -35,7 +35,7 @@ def start(stage, args):
                                allow_data_change=args.allow_data_change, command=["microgpt", *args.argv])
     finished = run.train()
     if run.world_size > 1:
-        run.engine.Model.finish_distributed()
+        run.model.finish_distributed()
     return run, finished
 
 

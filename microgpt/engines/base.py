@@ -80,8 +80,7 @@ class Model:
             raise MicroGPTError(f"launched as {world} processes, but only --engine torch trains distributed")
         return 0, 1
 
-    @classmethod
-    def finish_distributed(cls):
+    def finish_distributed(self):
         """Leave the process group after a run that ended normally."""
 
     def any_rank(self, flag):
