@@ -31,7 +31,7 @@ class Model(base.Model):
         self.optimizer = Adam(self.flat)
         self.muon = None  # MuonAdamW over the same arrays, made when a step asks for --optimizer muon
         limit_blas_threads(options.threads)
-        keep_freed_memory()  # (each step frees and allocates the same large arrays: keep them mapped)
+        keep_freed_memory()  # (each step frees and allocates the same large arrays: reuse, do not unmap)
 
     def _views(self, flat):
         """{name: the [out, in] view of that parameter inside a flat array}."""

@@ -4,10 +4,11 @@ Each training step allocates and frees the same activations and gradients, many 
 megabyte. glibc's malloc serves blocks above its mmap threshold (128 KiB at first; it adapts, up
 to 32 MiB) straight from the kernel and unmaps them when freed, and gives the free top of its heap
 back above its trim threshold: with the defaults a step keeps faulting in fresh (zeroed) pages.
-Raising both thresholds makes the numpy engine ~1.5x faster on a 0.5M-parameter model (BPE-512
-tinyshakespeare: 13K -> 20K tokens/s, bench/bench_memory.py), nothing changes in the numbers, and
-the process keeps up to TRIM_THRESHOLD of freed memory for reuse. Where malloc is not glibc's
-(macOS, Windows, musl) this does nothing. torch's CPU allocator does not gain from it (measured).
+Raising both thresholds makes a fresh numpy process 1.6-1.7x faster (bench/bench_memory.py: the
+README's 200K names model 13.8K -> 23.8K tokens/s, a 0.5M BPE-512 tinyshakespeare model 11.8K ->
+19.3K); no number changes, and the process keeps up to TRIM_THRESHOLD of freed memory for reuse.
+Where malloc is not glibc's (macOS, Windows, musl) this does nothing. torch's CPU allocator does not
+gain from it (measured).
 """
 
 import ctypes
