@@ -41,7 +41,7 @@ def worker(model, tuned, seconds, out):
     microgpt(["train", *MODELS[model], "--steps", "1000000", "--time-limit", str(seconds), "--eval-every", "0",
               "--num-samples", "0", "--log-every", "10", "--quiet", "--out", out])
     with open(os.path.join(out, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f][2:]  # (after the first 20 steps)
+        rows = [json.loads(line) for line in f][2:]  # (from step 30 on: start-up and warm-up left out)
     print((rows[-1]["tokens"] - rows[0]["tokens"]) / (rows[-1]["elapsed"] - rows[0]["elapsed"]))
 
 

@@ -179,7 +179,7 @@ class Model(base.Model):
     def finish_distributed(self):
         # DDP holds the process group: dropped first, the group is freed (its gloo threads joined) here,
         # not at interpreter exit, where a rank aborted ~1 run in 25 ("terminate called without an active
-        # exception"; 0 in 60 after)
+        # exception"; 0 in 100 after)
         self.train_net = self.eval_net
         gc.collect()
         distributed.finish_distributed()
