@@ -9,7 +9,7 @@ tools.py the rest. Nothing here computes anything itself.
 import sys
 
 from microgpt import __version__
-from microgpt.cli import ecosystem, tools, training, using
+from microgpt.cli import data, ecosystem, tools, training, using
 from microgpt.cli.parser import build_parser
 from microgpt.errors import MicroGPTError
 
@@ -18,7 +18,7 @@ COMMANDS = {"train": training.cmd_train, "sft": training.cmd_sft, "rl": training
             "tasks": tools.cmd_tasks, "tokenizer": tools.cmd_tokenizer, "tokenize": tools.cmd_tokenize,
             "plot": tools.cmd_plot, "attention": tools.cmd_attention, "embeddings": tools.cmd_embeddings,
             "report": tools.cmd_report, "export": ecosystem.cmd_export, "import": ecosystem.cmd_import,
-            "serve": ecosystem.cmd_serve}
+            "serve": ecosystem.cmd_serve, "data": data.cmd_data}
 
 
 def main(argv=None):

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from microgpt.cli.data import add_parser as data_parser
 from microgpt.config import expand_arch
 from microgpt.tasks.base import FIT_BLOCK, MULTI_TURN
 
@@ -20,7 +21,8 @@ TASKS_MAKE = """Write problems of a task as conversations (JSONL) for microgpt s
 problems in a row, each answered right, so a chat model learns to answer a question after earlier ones."""
 # (flag, config field it sets, type, metavar, help)
 TRAIN_FLAGS = [
-    ("--data", "data", str, "FILE", "text file, one document per line (default: the names data set)"),
+    ("--data", "data", str, "FILE", "text file, one document per line (default: the names data set), or a "
+                                    "DATA_DIR made by microgpt data prepare"),
     ("--data-mode", "train.data_mode", str, "MODE", "docs (one per line, default) | stream (continuous text)"),
     ("--tokenizer", "tokenizer", str, "NAME",
      "char (the seed's, default) | bpe (byte-level BPE trained on the training split) | a tokenizer file"),
@@ -226,10 +228,8 @@ def build_parser(version):
 
     pl = sub.add_parser("plot", help="loss curves of one or more runs, overlaid (needs matplotlib)")
     pl.add_argument("runs", nargs="*", metavar="RUN", help="run directories to draw together")
-    pl.add_argument("--out", action="append", default=[], metavar="RUN",
-                    help="a run directory (same as giving it as RUN)")
-    pl.add_argument("--x", metavar="AXIS", default="step", choices=("step", "tokens", "time"),
-                    help="x axis (default step)")
+    pl.add_argument("--out", action="append", default=[], metavar="RUN", help="a run directory (= giving it as RUN)")
+    pl.add_argument("--x", metavar="AXIS", default="step", choices=("step", "tokens", "time"), help="x axis")
     pl.add_argument("--log", action="store_true", help="log-scale loss axis")
     pl.add_argument("--svg", action="store_true", help="also write an SVG beside the PNG")
     pl.add_argument("--to", metavar="FILE", default=None,
@@ -237,8 +237,7 @@ def build_parser(version):
 
     a = sub.add_parser("attention", help="every layer's and head's attention over a text, as heatmaps")
     a.add_argument("--out", required=True, metavar="RUN", help="run directory")
-    a.add_argument("--text", metavar="TEXT", required=True,
-                   help="the text to read (a document starts with BOS, as in training)")
+    a.add_argument("--text", metavar="TEXT", required=True, help="the text to read (starting with BOS, as in training)")
     a.add_argument("--svg", action="store_true", help="also write an SVG")
     a.add_argument("--to", metavar="FILE", default=None, help="picture file (default RUN/attention.png)")
 
@@ -297,4 +296,5 @@ def build_parser(version):
     sv.add_argument("--reload", action="store_true", help="serve each new checkpoint a running train writes")
     sv.add_argument("--engine", default=None, metavar="NAME",
                     help="python | numpy | torch (default: the engine that trained it)")
+    data_parser(sub, Parser)
     return parser

@@ -7,6 +7,7 @@ from microgpt.cli.parser import given
 from microgpt.config import RunConfig, changed, require
 from microgpt.errors import MicroGPTError
 from microgpt.stages import run_class
+from microgpt.stages.pretrain import corpus_defaults
 
 
 def start(stage, args):
@@ -24,6 +25,8 @@ def start(stage, args):
         if cfg.engine.name != ckpt.engine.name and "engine.dtype" not in flags:
             cfg = replace(cfg, engine=replace(cfg.engine, dtype=None))  # another engine: its own default dtype
     else:
+        if stage == "pretrain":  # a prepared corpus: its split (and its mode) unless the flags say
+            flags = {**corpus_defaults(flags), **flags}
         cfg = changed(RunConfig(stage=stage), flags)
         if cfg.init_from:
             base = checkpoint.load(cfg.init_from, with_optimizer=False)

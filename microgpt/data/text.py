@@ -163,6 +163,13 @@ class Dataset:
         return [self._window(data, s) for s in starts]
 
 
+    def val_examples(self, n, width):
+        """A few validation sequences to draw: the first n documents, or n windows of `width` tokens."""
+        if self.mode == "docs":
+            return self.val[:n]
+        return [self.val[i * width:(i + 1) * width] for i in range(n) if len(self.val) >= (i + 1) * width]
+
+
 def _new_tokenizer(bpe_vocab_size, train_text, all_text):
     """BPE learnt from the training text only (never the validation text), or the seed's
     characters (all of them: the vocabulary is just the alphabet)."""

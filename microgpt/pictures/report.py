@@ -45,12 +45,7 @@ def _attention_sequences(run, model, texts, samples, n):
         return [(t, sequence_ids(tok, t, block, bos)) for t in texts]
     out = []
     try:
-        val = run.ds.val
-        if bos:
-            docs = val[:n]
-        else:
-            width = min(block, 24)  # continuous text: windows short enough to label every token
-            docs = [val[i * width:(i + 1) * width] for i in range(n) if len(val) >= (i + 1) * width]
+        docs = run.ds.val_examples(n, min(block, 24))  # (windows short enough to label every token)
         for doc in docs:
             ids = (([tok.BOS] if bos else []) + list(doc))[:block]
             out.append((tok.decode(ids), ids))

@@ -16,7 +16,9 @@ import random
 from dataclasses import replace
 
 from microgpt import tokenizers
+from microgpt.data.sharded import PreparedCorpus, ShardedDataset, is_prepared
 from microgpt.data.text import Dataset, read_data
+from microgpt.errors import MicroGPTError
 from microgpt.params import init_weights
 from microgpt.stages.model_run import ModelRun
 from microgpt.train.loop import TrainingRun
@@ -29,7 +31,17 @@ def prepare(config, base=None):
 
 def dataset(cfg, data, rng, tokenizer=None, note=None):
     """The run's Dataset of `data` (a DataFile), shuffled by `rng`: with `tokenizer` (a saved run's)
-    or else the one cfg names (char, bpe learnt from the training split, a tokenizer file)."""
+    or else the one cfg names (char, bpe learnt from the training split, a tokenizer file); or the
+    ShardedDataset of a prepared corpus (its own tokenizer)."""
+    if isinstance(data, PreparedCorpus):
+        if tokenizer is None and (cfg.tokenizer != "char" or cfg.vocab_size is not None):
+            raise MicroGPTError(f"{data.path} is tokenized already (microgpt data prepare chose its tokenizer): "
+                                f"drop --tokenizer and --vocab-size")
+        val_frac = data.manifest["split"]["val_frac"]
+        if cfg.train.val_frac != val_frac:
+            raise MicroGPTError(f"{data.path} holds out {val_frac} of its documents (chosen by microgpt data "
+                                f"prepare), not --val-frac {cfg.train.val_frac}: drop --val-frac, or prepare again")
+        return ShardedDataset(data, cfg.train.data_mode, cfg.model.block_size, rng, tokenizer)
     if tokenizer is None and cfg.tokenizer not in ("char", "bpe"):
         tokenizer = tokenizers.load_file(cfg.tokenizer)
     ds = Dataset(data.text, cfg.train.data_mode, cfg.model.block_size, cfg.train.val_frac, rng,
@@ -49,9 +61,23 @@ def note_stopped_early(note, cfg, tokenizer):
          f"tokenizer has {tokenizer.vocab_size} tokens (digits are never merged: one token each)")
 
 
+def corpus_defaults(flags):
+    """{config path: value} for a new run on a prepared corpus, from its manifest, where the flags do
+    not say: its split, and stream mode for a corpus of continuous text."""
+    if not is_prepared(flags.get("data")):
+        return {}
+    m = PreparedCorpus(flags["data"]).manifest
+    return {"train.val_frac": m["split"]["val_frac"], **({} if m["docs"] else {"train.data_mode": "stream"})}
+
+
+def read_corpus(path):
+    """`--data PATH`: a prepared corpus (a folder), else a text file (the names data set when None)."""
+    return PreparedCorpus(path) if is_prepared(path) else read_data(path)
+
+
 def open_dataset(cfg, tokenizer):
     """The data of a saved run, as it trained on it (for evaluation, and to mark samples)."""
-    return dataset(cfg, read_data(cfg.data), random.Random(cfg.train.seed), tokenizer)
+    return dataset(cfg, read_corpus(cfg.data), random.Random(cfg.train.seed), tokenizer)
 
 
 class Run(TrainingRun, ModelRun):
@@ -65,9 +91,10 @@ class Run(TrainingRun, ModelRun):
         super().__init__(self.prepare(config, self.base), resume=resume, **kw)
 
     def read_data(self):
-        """The run's data file (the names data set when none is given), decoded."""
-        data = read_data(self.cfg.data)
-        data.text  # noqa: B018 (decoded now: a file that is not text is refused before anything else)
+        """The run's data file (the names data set when none is given), decoded; or a prepared corpus."""
+        data = read_corpus(self.cfg.data)
+        if not isinstance(data, PreparedCorpus):
+            data.text  # noqa: B018 (decoded now: a file that is not text is refused before anything else)
         return data
 
     def make_dataset(self, ckpt):

@@ -76,7 +76,10 @@ class BPETokenizer(Tokenizer):
         tokens ({name: id}, default: BOS right after the merges) and its split pattern."""
         self.merges = check_merges(merges)
         self.pattern = pattern
-        self._split = stdlib_regex(pattern).findall  # ValueError for a pattern it cannot run
+        if pattern != PATTERN:  # (the only one the standard library can run: pattern.py)
+            raise ValueError("unknown split pattern: only microgpt.tokenizers.pattern.PATTERN can run without "
+                             "the `regex` package")
+        self._findall = None  # compiled on first use: ~1 s, and a tokenizer that only decodes never needs it
         n = 256 + len(self.merges)
         if special_tokens is None:
             special_tokens = {BOS: n}
@@ -148,7 +151,9 @@ class BPETokenizer(Tokenizer):
     def encode_ordinary(self, text):
         ids = []
         cache = self._cache
-        for chunk in self._split(text):
+        if self._findall is None:
+            self._findall = stdlib_regex(self.pattern).findall
+        for chunk in self._findall(text):
             chunk_ids = cache.get(chunk)
             if chunk_ids is None:
                 chunk_ids = self.encode_chunk(utf8(chunk))

@@ -1,0 +1,252 @@
+"""The on-disk format of a prepared corpus (`microgpt data prepare`): token shards and their manifest.
+
+    DATA_DIR/manifest.json         what is here: tokenizer, sources, shards, split, command (written LAST:
+                                   a folder without it is not a corpus, so a killed prepare is never read)
+    DATA_DIR/train-00003-000.bin   token ids back to back, little-endian uint16 (uint32 past 65,536 ids);
+                                   each document ends with the tokenizer's BOS (nanochat's convention)
+    DATA_DIR/train-00003-000.idx   uint64: where each document ending in this shard ends (in tokens)
+    DATA_DIR/train-00003-000.hash  uint64, sorted: a 64-bit hash of each document's text ("in train"?)
+
+`00003` is the work item (a range of the sources), `000` the shard within it, so the files do not
+depend on how many workers wrote them. nanoGPT's `train.bin` is one such `.bin`; Megatron's
+`.bin`/`.idx` pairs are the same idea. A split's tokens are its shards concatenated in order: a
+window may cross from one shard into the next.
+
+Reading uses the standard library's `mmap` in every engine (the core installs nothing): the
+kernel pages in the windows a step touches, so memory and start-up do not grow with the corpus.
+Windows become Python lists at this edge, as every engine takes them.
+"""
+
+import bisect
+import hashlib
+import json
+import mmap
+import os
+import sys
+from array import array
+
+from microgpt.errors import MicroGPTError
+from microgpt.files import atomic_write_bytes
+
+MANIFEST = "manifest.json"
+FORMAT = "microgpt-token-shards"
+VERSION = 1
+TYPECODES = {"uint16": "H", "uint32": "I"}
+INDEX_TYPE = "Q"  # uint64: document ends, and document hashes
+
+
+def token_dtype(vocab_size):
+    return "uint16" if vocab_size <= 2 ** 16 else "uint32"
+
+
+def doc_hash(text):
+    """A document's 64-bit hash: its split (< val_frac of 2^64: validation) and its "seen" mark."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def to_le(arr):
+    """The bytes of an array, little-endian whatever the machine."""
+    if sys.byteorder != "little":
+        arr = array(arr.typecode, arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+class ShardWriter:
+    """One shard file written as it grows (constant memory): a temp file, hashed as written, renamed
+    into place when closed, so a shard on disk is always whole."""
+
+    def __init__(self, path):
+        self.path, self.tokens, self.sha = path, 0, hashlib.sha256()
+        self.tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.urandom(4).hex()}-"
+                                                       f"{os.path.basename(path)}")
+        self.f = open(self.tmp, "wb")  # noqa: SIM115 (closed in close() / abort())
+
+    def write(self, arr):
+        raw = to_le(arr)
+        self.f.write(raw)
+        self.sha.update(raw)
+        self.tokens += len(arr)
+
+    def close(self):
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        return self.sha.hexdigest()
+
+    def abort(self):
+        self.f.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+def write_array(path, typecode, values):
+    """A small array file (an index or hashes), written atomically; returns its SHA-256."""
+    raw = to_le(array(typecode, values))
+    atomic_write_bytes(path, raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+class ArrayFile:
+    """A little-endian array file, memory-mapped: len(), [i], slices -> lists. Opened on first use."""
+
+    def __init__(self, path, typecode, length):
+        self.path, self.typecode, self.length = path, typecode, length
+        self._view = None
+
+    def _open(self):
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            want = self.length * array(self.typecode).itemsize
+            if size != want:
+                raise MicroGPTError(f"{self.path} has {size:,} bytes, the manifest says {want:,}: the shard was "
+                                    f"changed or truncated; prepare the corpus again (microgpt data check tells "
+                                    f"which shards are damaged)")
+            if size == 0:
+                self._view = array(self.typecode)
+                return
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mm).cast(self.typecode)
+        self._view = view if sys.byteorder == "little" else _Swapped(view)
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, key):
+        if self._view is None:
+            self._open()
+        got = self._view[key]
+        return got.tolist() if isinstance(key, slice) else got
+
+
+class _Swapped:
+    """A big-endian machine reading the little-endian files: each slice byte-swapped."""
+
+    def __init__(self, view):
+        self.view = view
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            return self[key:key + 1 if key != -1 else None].tolist()[0]
+        a = array(self.view.format, self.view[key].tobytes())
+        a.byteswap()
+        return memoryview(a)
+
+
+class Split:
+    """One split (train or val) of a corpus: its shards read as one sequence of tokens, and its
+    documents (start, end) in that sequence."""
+
+    def __init__(self, folder, shards, typecode):
+        self.shards = shards
+        self.tokens = [ArrayFile(os.path.join(folder, s["file"]), typecode, s["tokens"]) for s in shards]
+        self.ends = [ArrayFile(os.path.join(folder, s["index"]), INDEX_TYPE, s["documents"]) for s in shards]
+        self.hashes = [ArrayFile(os.path.join(folder, s["hashes"]), INDEX_TYPE, s["hashed"]) for s in shards]
+        self.token_starts, self.doc_starts = [0], [0]  # cumulative, one entry per shard (+ the total)
+        for s in shards:
+            self.token_starts.append(self.token_starts[-1] + s["tokens"])
+            self.doc_starts.append(self.doc_starts[-1] + s["documents"])
+        self.n_tokens, self.n_docs = self.token_starts[-1], self.doc_starts[-1]
+
+    def __bool__(self):
+        return self.n_tokens > 0
+
+    def read(self, start, stop):
+        """Tokens [start, stop) of the split as a list (across shard boundaries where needed)."""
+        out = []
+        k = bisect.bisect_right(self.token_starts, start) - 1
+        while start < stop:
+            base = self.token_starts[k]
+            end = min(stop, self.token_starts[k + 1])
+            out += self.tokens[k][start - base:end - base]
+            start, k = end, k + 1
+        return out
+
+    def doc_end(self, i):
+        k = bisect.bisect_right(self.doc_starts, i) - 1
+        return self.token_starts[k] + self.ends[k][i - self.doc_starts[k]]
+
+    def document(self, i):
+        """Document i's tokens, its closing BOS included."""
+        return self.read(self.doc_end(i - 1) if i else 0, self.doc_end(i))
+
+    def has_hash(self, h):
+        for hashes in self.hashes:
+            j = _bisect(hashes, h)
+            if j < len(hashes) and hashes[j] == h:
+                return True
+        return False
+
+
+def _bisect(a, x):
+    lo, hi = 0, len(a)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def read_manifest(folder):
+    """The manifest of a prepared corpus, checked for the fields a run reads; (dict, its SHA-256)."""
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        m = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise MicroGPTError(f"{folder} holds no {MANIFEST}: it is not a prepared corpus (or its prepare did not "
+                            f"finish: run microgpt data prepare ... --out {folder} --resume)") from None
+    except OSError as e:
+        raise MicroGPTError(f"cannot read {path} ({e.strerror}): check its permissions") from None
+    except (UnicodeDecodeError, ValueError):
+        raise MicroGPTError(f"{path} is not valid JSON: prepare the corpus again") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("version") != VERSION:
+        raise MicroGPTError(f"{path} is not a microgpt corpus manifest (format {FORMAT} version {VERSION}): "
+                            f"prepare the corpus again")
+    try:
+        for s in m["shards"]:
+            for k in ("file", "index", "hashes"):
+                _check_name(s[k])
+            if s["split"] not in ("train", "val") or not all(
+                    isinstance(s[k], int) and s[k] >= 0 for k in ("tokens", "documents", "hashed")):
+                raise ValueError
+        if m["dtype"] not in TYPECODES:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise MicroGPTError(f"{path} is damaged (its shard list is malformed): prepare the corpus again") from None
+    return m, hashlib.sha256(raw).hexdigest()
+
+
+def _check_name(name):
+    if not isinstance(name, str) or os.path.basename(name) != name or name.startswith("."):
+        raise ValueError(name)  # a manifest names files inside its own folder, nothing else
+
+
+def write_manifest(folder, manifest):
+    atomic_write_bytes(os.path.join(folder, MANIFEST), (json.dumps(manifest, indent=1) + "\n").encode())
+
+
+def check_files(folder, manifest, progress=None):
+    """Every shard file's SHA-256 against the manifest (microgpt data check): [(file, problem)]."""
+    problems = []
+    for s in manifest["shards"]:
+        for key, digest in ((s["file"], s["sha256"]), (s["index"], s["index_sha256"]),
+                            (s["hashes"], s["hashes_sha256"])):
+            path = os.path.join(folder, key)
+            h = hashlib.sha256()
+            try:
+                with open(path, "rb") as f:
+                    while block := f.read(1 << 22):
+                        h.update(block)
+                        if progress:
+                            progress(len(block))
+            except OSError as e:
+                problems.append((key, f"cannot be read ({e.strerror})"))
+                continue
+            if h.hexdigest() != digest:
+                problems.append((key, "its SHA-256 differs from the manifest's (changed or damaged)"))
+    return problems

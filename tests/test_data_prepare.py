@@ -1,0 +1,221 @@
+"""`microgpt data prepare` and training from its shards (issue: corpora of any size): the shards decode
+back to the sources exactly; 1 worker = 2 workers = tiktoken = pure Python, byte for byte; a corpus of a
+file's lines trains exactly as the file; resume exact; a stopped prepare resumes to the same shards;
+damaged shards and every bad input refused in one line. The big corpus belongs to bench/bench_data.py."""
+
+import filecmp
+import json
+import os
+import random
+import re
+
+import pytest
+from helpers import WORDS, run_cli
+
+from microgpt.config import GPTConfig, RunConfig, TrainConfig
+from microgpt.data import encode, pool
+from microgpt.data.prepare import PrepareOptions, prepare
+from microgpt.data.sharded import DocOrder, PreparedCorpus, ShardedDataset, feistel
+from microgpt.data.shards import doc_hash
+from microgpt.errors import MicroGPTError
+from microgpt.stages.pretrain import Run
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+UNICODE = ["café au lait", "naïve Ünïcödé", "日本語のテキスト", "emoji 🎉🚀 ok", "שלום עולם", "x"]
+
+
+def make_lines(path, n=600, seed=0):
+    rng = random.Random(seed)
+    docs = [("".join(rng.choice(LETTERS) for _ in range(rng.randint(2, 9)))) for _ in range(n)] + UNICODE
+    path.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    return docs
+
+
+def make_prose(path, n_chars=40_000, seed=0):
+    rng = random.Random(seed)
+    words = ["the", "king", "said", "and", "to", "my", "lord", "of", "thee", "what", "is", "love", "?", ","]
+    lines, size = [], 0
+    while size < n_chars:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(3, 12))).capitalize()
+        lines.append(line + ("." if rng.random() < 0.7 else ""))
+        size += len(lines[-1]) + 1
+        if rng.random() < 0.2:
+            lines.append("")
+    text = "\n".join(lines) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def prep(sources, out, workers=1, **kw):
+    kw.setdefault("item_bytes", 2000)  # many work items even for small files
+    return prepare(PrepareOptions(tuple(map(str, sources)), str(out), **kw), workers=workers, log=lambda m: None)
+
+
+def all_docs(corpus, split):
+    sp = corpus.split(split)
+    return [corpus.tokenizer.decode(sp.document(i)) for i in range(sp.n_docs)]
+
+
+@pytest.mark.parametrize("shard_tokens", [2 ** 27, 50])  # (50: documents run on from one shard into the next)
+def test_shards_decode_back_to_the_documents_each_in_the_split_its_hash_says(tmp_path, shard_tokens):
+    docs = make_lines(tmp_path / "a.txt")
+    m = prep([tmp_path / "a.txt"], tmp_path / "c", val_frac=0.2, shard_tokens=shard_tokens)
+    corpus = PreparedCorpus(str(tmp_path / "c"))
+    train, val = all_docs(corpus, "train"), all_docs(corpus, "val")
+    threshold = int(0.2 * 2 ** 64)
+    assert train == [d for d in docs if doc_hash(d) >= threshold]  # in source order
+    assert val == [d for d in docs if doc_hash(d) < threshold] and 0.1 < len(val) / len(docs) < 0.3
+    sp = corpus.split("train")
+    assert all(sp.document(i)[-1] == corpus.tokenizer.BOS for i in range(sp.n_docs))
+    assert len(m["shards"]) > 2 and m["totals"]["train"]["documents"] == len(train)
+    assert all(s["tokens"] <= shard_tokens for s in m["shards"])
+    assert m["sources"][0]["documents"] == len(docs) and len(m["sources"][0]["sha256"]) == 64
+    assert sorted(os.listdir(tmp_path / "c"))[0] == ".lock" and not (tmp_path / "c" / ".prepare").exists()
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
+def test_one_worker_equals_two_workers_byte_for_byte(tmp_path, tokenizer):
+    make_prose(tmp_path / "p.txt")
+    make_lines(tmp_path / "l.txt")
+    kw = dict(tokenizer=tokenizer, vocab_size=300 if tokenizer == "bpe" else None, encoder="python")
+    a = prep([tmp_path / "p.txt", tmp_path / "l.txt"], tmp_path / "one", workers=1, **kw)
+    b = prep([tmp_path / "p.txt", tmp_path / "l.txt"], tmp_path / "two", workers=2, **kw)
+    assert a == b
+    assert not filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", [s["file"] for s in a["shards"]])[1]
+
+
+def test_tiktoken_writes_the_same_shards_as_pure_python(tmp_path):
+    pytest.importorskip("tiktoken", reason="tiktoken is not installed")
+    (tmp_path / "u.txt").write_text(make_prose(tmp_path / "p.txt") + "\n".join(UNICODE * 3), encoding="utf-8")
+    kw = dict(tokenizer="bpe", vocab_size=400, text_mode="stream")
+    py = prep([tmp_path / "u.txt"], tmp_path / "py", encoder="python", **kw)
+    tt = prep([tmp_path / "u.txt"], tmp_path / "tt", encoder="tiktoken", **kw)
+    assert py == tt and len(py["shards"]) > 3
+
+
+def test_a_stream_corpus_is_the_text_and_its_tokenizer_the_files(tmp_path):
+    """Continuous text: the training tokens are the file's tokens (+ the BOS that ends it), and BPE is
+    learnt exactly as `train --data FILE --data-mode stream --val-frac 0` learns it."""
+    from microgpt.data.text import Dataset
+    text = make_prose(tmp_path / "p.txt")
+    prep([tmp_path / "p.txt"], tmp_path / "c", tokenizer="bpe", vocab_size=320, text_mode="stream", val_frac=0)
+    corpus = PreparedCorpus(str(tmp_path / "c"))
+    ds = Dataset(text, "stream", 16, 0.0, random.Random(0), bpe_vocab_size=320)
+    assert corpus.tokenizer.to_dict() == ds.tokenizer.to_dict()
+    sp = corpus.split("train")
+    assert sp.read(0, sp.n_tokens) == ds.train + [ds.tokenizer.BOS]
+    with pytest.raises(MicroGPTError, match="continuous text"):
+        ShardedDataset(corpus, "docs", 16, random.Random(0))
+
+
+def test_a_corpus_of_a_files_lines_trains_exactly_as_the_file(tmp_path, words):
+    prep([words], tmp_path / "c", val_frac=0)
+    small = dict(model=GPTConfig(n_embd=8, n_head=2), eval_every=0, quiet=True)
+    runs = [Run(RunConfig(out=str(tmp_path / name), data=data, train=TrainConfig(steps=30, val_frac=0), **small))
+            for name, data in (("file", words), ("corpus", str(tmp_path / "c")))]
+    for r in runs:
+        r.train()
+    assert runs[0].model.get_weights() == runs[1].model.get_weights()
+    assert runs[0].sample(5) == runs[1].sample(5)
+    assert "emma" in runs[1].ds.train_text and "zzz" not in runs[1].ds.train_text
+
+
+def test_stream_training_from_shards_resumes_exactly_and_evaluates_a_strided_sample(tmp_path):
+    make_prose(tmp_path / "p.txt", 60_000)
+    prep([tmp_path / "p.txt"], tmp_path / "c", text_mode="stream", val_frac=0.2)
+    cfg = dict(data=str(tmp_path / "c"), model=GPTConfig(n_embd=8, n_head=2, block_size=16), eval_every=0,
+               quiet=True, train=TrainConfig(steps=12, batch_size=4, data_mode="stream", val_frac=0.2))
+    straight = Run(RunConfig(out=str(tmp_path / "s"), **cfg))
+    straight.train()
+    first = Run(RunConfig(out=str(tmp_path / "r"), stop_after=5, **cfg))
+    first.train()
+    resumed = Run(RunConfig(out=str(tmp_path / "r"), **cfg), resume=True)
+    resumed.train()
+    assert resumed.model.get_weights() == straight.model.get_weights()
+    val = straight.ds.val
+    seqs = straight.ds.eval_sequences("val", 10)
+    assert len(seqs) == 10 and all(len(s) == 17 for s in seqs)
+    every = straight.ds.eval_sequences("val", 0)
+    assert sum(len(s) - 1 for s in every) == val.n_tokens - 1  # all of it: every token a target once
+    assert seqs[-1] in every and seqs[-1] != every[9]  # spread over the split, not its first windows
+
+
+def test_a_stopped_prepare_resumes_to_the_same_shards(tmp_path, monkeypatch):
+    make_lines(tmp_path / "a.txt", 2000)
+    whole = prep([tmp_path / "a.txt"], tmp_path / "whole")
+    real, calls = encode.encode_item, []
+
+    def stop_after_three(plan, k, progress=None):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(k)
+        return real(plan, k, progress)
+
+    monkeypatch.setitem(pool.TASKS, "encode", stop_after_three)
+    with pytest.raises(pool.Stopped):
+        prep([tmp_path / "a.txt"], tmp_path / "c")
+    assert not (tmp_path / "c" / "manifest.json").exists()  # nothing a run could read
+    with pytest.raises(MicroGPTError, match="--resume"):
+        prep([tmp_path / "a.txt"], tmp_path / "c")
+    with pytest.raises(MicroGPTError, match="--val-frac differs"):
+        prepare(PrepareOptions((str(tmp_path / "a.txt"),), str(tmp_path / "c"), val_frac=0.3, item_bytes=2000),
+                resume=True, log=lambda m: None)
+    monkeypatch.setitem(pool.TASKS, "encode", real)
+    resumed = prepare(PrepareOptions((str(tmp_path / "a.txt"),), str(tmp_path / "c"), item_bytes=2000),
+                      resume=True, log=lambda m: None)
+    assert resumed == whole
+    with pytest.raises(MicroGPTError, match="already holds a prepared corpus"):
+        prep([tmp_path / "a.txt"], tmp_path / "c")
+
+
+def test_a_second_prepare_into_the_same_folder_is_refused(tmp_path):
+    from microgpt.lock import RunLock
+    make_lines(tmp_path / "a.txt")
+    (tmp_path / "c").mkdir()
+    held = RunLock(str(tmp_path / "c"))
+    held.acquire()
+    try:
+        with pytest.raises(MicroGPTError, match="is being written by process"):
+            prep([tmp_path / "a.txt"], tmp_path / "c")
+    finally:
+        held.release()
+
+
+def test_damaged_shards_are_named(tmp_path):
+    make_lines(tmp_path / "a.txt")
+    m = prep([tmp_path / "a.txt"], tmp_path / "c")
+    shard = tmp_path / "c" / m["shards"][0]["file"]
+    raw = bytearray(shard.read_bytes())
+    raw[3] ^= 1
+    shard.write_bytes(bytes(raw))
+    p = run_cli("data", "check", tmp_path / "c")
+    assert p.returncode == 2 and m["shards"][0]["file"] in p.stdout and "damaged" in p.stderr
+    shard.write_bytes(bytes(raw[:-2]))
+    p = run_cli("train", "--data", tmp_path / "c", "--steps", "2", "--out", tmp_path / "r", "--batch-size", "64")
+    assert p.returncode == 2 and m["shards"][0]["file"] in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_command_line_prepares_trains_samples_and_evaluates(tmp_path, words):
+    p = run_cli("data", "prepare", words, "--out", tmp_path / "c", "--workers", "2", check=True)
+    assert "train on it: microgpt train --data" in p.stdout
+    info = run_cli("data", "info", tmp_path / "c", check=True).stdout
+    counts = [int(n) for n in re.findall(r"(?:train|val): (\d+) documents", info)]
+    assert sum(counts) == len(WORDS) and counts[1] >= 1, info
+    run_cli("train", "--data", tmp_path / "c", "--steps", "20", "--out", tmp_path / "r", "--num-samples", "2",
+            check=True)
+    cfg = json.loads((tmp_path / "r" / "checkpoint" / "config.json").read_text())
+    assert cfg["data"]["sha256"] == PreparedCorpus(str(tmp_path / "c")).sha256
+    ev = run_cli("eval", "--out", tmp_path / "r", check=True).stdout
+    assert "val" in ev
+    s = run_cli("sample", "--out", tmp_path / "r", "--num", "3", check=True).stdout
+    assert len(s.splitlines()) == 3
+    bad = run_cli("train", "--data", tmp_path / "c", "--tokenizer", "bpe", "--vocab-size", "300",
+                  "--out", tmp_path / "r2")
+    assert bad.returncode == 2 and "tokenized already" in bad.stderr
+
+
+def test_the_docs_order_is_a_permutation_at_any_size():
+    for n in (1, 2, 7, 1000, 1025):
+        assert sorted(feistel(i, n, 12345) for i in range(n)) == list(range(n))
+    order = DocOrder(10, random.Random(3))
+    assert sorted(order[k] for k in range(10)) == list(range(10)) and order[3] == order[13]
