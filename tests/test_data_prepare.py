@@ -219,3 +219,61 @@ def test_the_docs_order_is_a_permutation_at_any_size():
         assert sorted(feistel(i, n, 12345) for i in range(n)) == list(range(n))
     order = DocOrder(10, random.Random(3))
     assert sorted(order[k] for k in range(10)) == list(range(10)) and order[3] == order[13]
+
+
+@pytest.mark.slow  # (36 s on a busy 2-core machine; the DDP machinery itself is test_torch.py's, in the suite)
+def test_two_gloo_ranks_on_shards_train_as_one_process(tmp_path):
+    """torchrun, 2 CPU processes, each its half of every step's windows: the weights after 4 steps equal
+    one process with the same global batch (float64, 1e-9)."""
+    torch = pytest.importorskip("torch")
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this torch build has no gloo backend")
+    import subprocess
+    import sys
+
+    from helpers import ROOT, max_abs_diff
+
+    from microgpt import checkpoint
+    make_prose(tmp_path / "p.txt")
+    prep([tmp_path / "p.txt"], tmp_path / "c", text_mode="stream")
+    common = ["train", "--data", tmp_path / "c", "--engine", "torch", "--dtype", "float64", "--device", "cpu",
+              "--steps", "4", "--batch-size", "4", "--n-embd", "8", "--n-head", "2", "--eval-every", "0",
+              "--num-samples", "0"]
+    run_cli(*common, "--out", tmp_path / "one", env={"OMP_NUM_THREADS": "1"}, check=True)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "microgpt", *map(str, common), "--out", str(tmp_path / "two")],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    a, b = checkpoint.load(str(tmp_path / "one")), checkpoint.load(str(tmp_path / "two"))
+    assert b.state["step"] == 4 and max_abs_diff(a.weights, b.weights) <= 1e-9
+
+
+@pytest.mark.slow  # (a real SIGTERM to a real pool of workers: 80 s on a busy machine)
+def test_sigterm_keeps_the_finished_items_and_resume_completes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+    docs = make_lines(tmp_path / "a.txt", 60_000)
+    code = ("import sys\nfrom microgpt.data.prepare import PrepareOptions, prepare\n"
+            "from microgpt.data.pool import Stopped\n"
+            f"o = PrepareOptions(({str(tmp_path / 'a.txt')!r},), {str(tmp_path / 'c')!r}, tokenizer='bpe', "
+            "vocab_size=300, encoder='python', item_bytes=20000)\n"
+            "try:\n    prepare(o, workers=2, resume='--resume' in sys.argv)\n"
+            "except Stopped as e:\n    sys.exit(128 + e.signum)\n")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = tmp_path / "c" / ".prepare"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(state.glob("item-*.json"))) < 2:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 128 + signal.SIGTERM
+    kept = len(list(state.glob("item-*.json")))
+    assert kept >= 2 and not (tmp_path / "c" / "manifest.json").exists()
+    subprocess.run([sys.executable, "-c", code, "--resume"], env=env, check=True, capture_output=True)
+    corpus = PreparedCorpus(str(tmp_path / "c"))
+    assert sorted(all_docs(corpus, "train") + all_docs(corpus, "val")) == sorted(docs)

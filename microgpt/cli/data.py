@@ -68,8 +68,9 @@ def _prepare(args):
         log(f"stopped: the finished shards are kept in {args.out}; continue with the same command and --resume")
         sys.exit(128 + e.signum)
     t, v = m["totals"]["train"], m["totals"]["val"]
-    print(f"prepared {args.out} in {time.time() - t0:.1f}s: {t['documents']:,} train / {v['documents']:,} val "
-          f"documents, {t['tokens']:,} / {v['tokens']:,} tokens ({m['dtype']}) in {len(m['shards'])} shards; "
+    docs = f"{t['documents']:,} train / {v['documents']:,} val documents, " if m["docs"] else ""
+    print(f"prepared {args.out} in {time.time() - t0:.1f}s: {docs}{t['tokens']:,} train / {v['tokens']:,} val "
+          f"tokens ({m['dtype']}) in {len(m['shards'])} shards; "
           f"train on it: microgpt train --data {args.out}" + ("" if m["docs"] else " --data-mode stream"))
 
 

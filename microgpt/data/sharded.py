@@ -74,6 +74,8 @@ class ShardedDataset:
         self.corpus, self.mode, self.block_size = corpus, mode, block_size
         self.tokenizer = corpus.tokenizer
         self.train, self.val = corpus.split("train"), corpus.split("val")
+        for split in (self.train, self.val):
+            split.check_sizes()  # (sizes at open; contents by `microgpt data check`, which reads every byte)
         self.train_text, self.val_text = _Seen(self.train), _Seen(self.val)
         self.n_truncated, self.cut_fraction = 0, 0.0
         if mode == "docs":
@@ -84,8 +86,9 @@ class ShardedDataset:
 
     def describe(self):
         t, v = self.train, self.val
-        return (f"{t.n_docs:,} train / {v.n_docs:,} val documents, {t.n_tokens:,} / {v.n_tokens:,} tokens in "
-                f"{len(t.shards) + len(v.shards)} shards ({self.corpus.path}), vocab size {self.tokenizer.vocab_size}")
+        docs = f"{t.n_docs:,} train / {v.n_docs:,} val documents, " if self.corpus.manifest["docs"] else ""
+        return (f"{docs}{t.n_tokens:,} train / {v.n_tokens:,} val tokens in {len(t.shards) + len(v.shards)} shards "
+                f"({self.corpus.path}), vocab size {self.tokenizer.vocab_size}")
 
     def _doc_tokens(self, split, i):
         # [BOS] + doc + [BOS], cut to block_size + 1 tokens (the document's own BOS closes it)

@@ -95,14 +95,22 @@ class ArrayFile:
         self.path, self.typecode, self.length = path, typecode, length
         self._view = None
 
+    def check_size(self, size=None):
+        """A one-line error naming the file unless its size is the manifest's (a stat: cheap at any size)."""
+        try:
+            size = os.stat(self.path).st_size if size is None else size
+        except OSError as e:
+            raise MicroGPTError(f"cannot read {self.path} ({e.strerror}): the corpus is incomplete; prepare it "
+                                f"again") from None
+        want = self.length * array(self.typecode).itemsize
+        if size != want:
+            raise MicroGPTError(f"{self.path} has {size:,} bytes, the manifest says {want:,}: the shard was changed "
+                                f"or truncated; prepare the corpus again (microgpt data check names each damaged file)")
+
     def _open(self):
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            want = self.length * array(self.typecode).itemsize
-            if size != want:
-                raise MicroGPTError(f"{self.path} has {size:,} bytes, the manifest says {want:,}: the shard was "
-                                    f"changed or truncated; prepare the corpus again (microgpt data check tells "
-                                    f"which shards are damaged)")
+            self.check_size(size)
             if size == 0:
                 self._view = array(self.typecode)
                 return
@@ -151,6 +159,11 @@ class Split:
 
     def __bool__(self):
         return self.n_tokens > 0
+
+    def check_sizes(self):
+        for files in (self.tokens, self.ends, self.hashes):
+            for f in files:
+                f.check_size()
 
     def read(self, start, stop):
         """Tokens [start, stop) of the split as a list (across shard boundaries where needed)."""
