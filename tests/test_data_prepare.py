@@ -277,3 +277,19 @@ def test_sigterm_keeps_the_finished_items_and_resume_completes(tmp_path):
     subprocess.run([sys.executable, "-c", code, "--resume"], env=env, check=True, capture_output=True)
     corpus = PreparedCorpus(str(tmp_path / "c"))
     assert sorted(all_docs(corpus, "train") + all_docs(corpus, "val")) == sorted(docs)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("", "is empty: remove it"),
+    ("\n  \n\n", "holds no documents"),
+    ('{"text": "ok"}\n{"txt": "no"}\n', "line 2: no field 'text' (it has: txt): pass --text-field NAME"),
+])
+def test_bad_sources_are_one_line_with_nothing_a_run_could_read(tmp_path, content, expected):
+    src = tmp_path / ("s.jsonl" if "{" in content else "s.txt")
+    src.write_text(content)
+    good = tmp_path / "good.txt"
+    good.write_text("hello\nworld\n")
+    p = run_cli("data", "prepare", good, src, "--out", tmp_path / "c", "--workers", "2")
+    err = [line for line in p.stderr.splitlines() if line.startswith("error")]
+    assert p.returncode == 2 and len(err) == 1 and expected in err[0] and str(src) in err[0], p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "c" / "manifest.json").exists()

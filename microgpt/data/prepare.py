@@ -110,6 +110,8 @@ def make_plan(opts, workers, log):
     for i, path in enumerate(paths):
         kind, _ = sources.source_format(path)
         st = os.stat(path)
+        if st.st_size == 0:  # (at once: a source with nothing but blank lines is found after encoding)
+            raise MicroGPTError(f"{path} is empty: remove it from the sources")
         srcs.append({"path": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
         parts = sources.plan_parts(path, opts.text_mode, opts.item_bytes)
         for p in parts:

@@ -14,7 +14,12 @@ window may cross from one shard into the next.
 
 Reading uses the standard library's `mmap` in every engine (the core installs nothing): the
 kernel pages in the windows a step touches, so memory and start-up do not grow with the corpus.
-Windows become Python lists at this edge, as every engine takes them.
+Windows become Python lists at this edge, as every engine takes them. Pages a map has touched
+stay in the process's RSS (file-backed: the kernel's cache, not the program's memory) until let
+go, and random windows touch ~140 KB each (the kernel maps pages around a fault): so every
+RELEASE_EVERY reads the token maps are told MADV_DONTNEED (nanoGPT re-creates its np.memmap each
+batch for the same reason). Measured over 2,200 steps of 24 windows on a 2.2 GB split: RSS +1.9 GB
+without it, flat with it.
 """
 
 import bisect
@@ -33,6 +38,7 @@ FORMAT = "microgpt-token-shards"
 VERSION = 1
 TYPECODES = {"uint16": "H", "uint32": "I"}
 INDEX_TYPE = "Q"  # uint64: document ends, and document hashes
+RELEASE_EVERY = 256  # token reads between letting go of the pages they mapped
 
 
 def token_dtype(vocab_size):
@@ -93,7 +99,7 @@ class ArrayFile:
 
     def __init__(self, path, typecode, length):
         self.path, self.typecode, self.length = path, typecode, length
-        self._view = None
+        self._view = self._mm = None
 
     def check_size(self, size=None):
         """A one-line error naming the file unless its size is the manifest's (a stat: cheap at any size)."""
@@ -114,9 +120,16 @@ class ArrayFile:
             if size == 0:
                 self._view = array(self.typecode)
                 return
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            mm = self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(mm, "madvise"):  # windows are drawn at random: no read-ahead around each one
+            mm.madvise(mmap.MADV_RANDOM)
         view = memoryview(mm).cast(self.typecode)
         self._view = view if sys.byteorder == "little" else _Swapped(view)
+
+    def release(self):
+        """Let go of the pages read so far (they stay in the kernel's cache; a later read maps them again)."""
+        if self._mm is not None and hasattr(self._mm, "madvise"):
+            self._mm.madvise(mmap.MADV_DONTNEED)
 
     def __len__(self):
         return self.length
@@ -156,6 +169,7 @@ class Split:
             self.token_starts.append(self.token_starts[-1] + s["tokens"])
             self.doc_starts.append(self.doc_starts[-1] + s["documents"])
         self.n_tokens, self.n_docs = self.token_starts[-1], self.doc_starts[-1]
+        self.touched, self.reads = set(), 0
 
     def __bool__(self):
         return self.n_tokens > 0
@@ -173,7 +187,13 @@ class Split:
             base = self.token_starts[k]
             end = min(stop, self.token_starts[k + 1])
             out += self.tokens[k][start - base:end - base]
+            self.touched.add(k)
             start, k = end, k + 1
+        self.reads += 1
+        if self.reads % RELEASE_EVERY == 0:
+            for k in self.touched:
+                self.tokens[k].release()
+            self.touched.clear()
         return out
 
     def doc_end(self, i):
