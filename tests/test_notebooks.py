@@ -37,6 +37,17 @@ def test_notebooks_are_committed_without_outputs():
     assert not dirty, f"clear the outputs before committing (Jupyter: Edit > Clear Outputs of All Cells): {dirty}"
 
 
+def test_notebooks_use_the_python_api_not_shell_cells():
+    shell = []
+    for path in NOTEBOOKS:
+        with open(path, encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+        shell += [f"{os.path.basename(path)} cell {i}: {line.strip()}" for i, c in enumerate(cells)
+                  if c["cell_type"] == "code" for line in "".join(c["source"]).split("\n")
+                  if line.lstrip().startswith(("!", "%"))]
+    assert not shell, shell
+
+
 def test_every_notebook_has_its_numbers_checked():
     checks = runner().CHECKS
     assert sorted(checks) == sorted(os.path.basename(p)[:-len(".ipynb")] for p in NOTEBOOKS)
