@@ -169,6 +169,8 @@ def main(argv=None):
               f"{len(CHECKS.get(name, [])) - len(failed)} checks passed"
               + "".join(f"\n  FAILED {f}" for f in failed) + slow, flush=True)
     print(f"{len(times)} notebooks ran in {sum(times.values()):.1f} s ({sum(cpu.values()):.1f} s of CPU)")
+    failed_names = {f.split(":")[0] for f in failures}
+    print(f"notebooks: {len(paths) - len(failed_names)} passed, {len(failed_names)} failed")  # (CI's closing line)
     if failures:
         sys.exit("notebooks failed:\n" + "\n".join(failures))
 
