@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -164,6 +165,8 @@ def main():
     ap.add_argument("--slice-mb", type=float, default=200, help="the slice for the tiktoken ratio (default 200)")
     ap.add_argument("--python-mb", type=float, default=10, help="the slice for the pure-Python ratio (default 10)")
     ap.add_argument("--steps", type=int, default=60, help="training steps measured (default 60)")
+    ap.add_argument("--rounds", type=int, default=3, help="training runs of each side, in turn (default 3)")
+    ap.add_argument("--skip-prepare-ratios", action="store_true", help="only figures 1 and 2")
     a = ap.parse_args()
     w = lambda *p: os.path.join(a.work, *p)
     shakespeare = os.path.join(DATA, "tinyshakespeare.txt")
@@ -183,27 +186,37 @@ def main():
         with open(w("shards", "manifest.json")) as f, open(tok, "w") as t:
             json.dump(json.load(f)["tokenizer"], t)
 
-    # 2. training: in memory (tinyshakespeare, same tokenizer) and from the shards
-    runs = {}
-    for name, data in (("in memory", ["--data", shakespeare, "--tokenizer", tok]), ("shards", ["--data", w("shards")])):
-        out = w("run-" + name.replace(" ", "-"))
-        cmd = microgpt("train", *data, *MODEL, "--steps", a.steps + 100, "--stop-after", a.steps, "--num-samples", 0,
-                       "--out", out, "--overwrite")
-        runs[name] = r = Watch(cmd)
-        with open(os.path.join(out, "metrics.jsonl")) as f:
-            rows = [json.loads(line) for line in f][10:]  # (after the warm-up)
-        r.tps = (rows[-1]["tokens"] - rows[0]["tokens"]) / (rows[-1]["elapsed"] - rows[0]["elapsed"])
-        step1 = r.first(r"step +1 /")
-        show(f"2. train {name}", cmd, f"start-up to step 1 {step1:.2f}s; {r.tps:,.0f} tok/s; {r.mem()}")
-        if name == "shards":
-            cmd = microgpt("train", "--resume", "--out", out, "--stop-after", a.steps + 5, "--num-samples", 0)
-            res = Watch(cmd)
-            first_step = res.first(r"step +\d+ /")
-            show("   resume from the shards", cmd, f"start-up to its first step {first_step:.2f}s")
-    mem, sh = runs["in memory"], runs["shards"]
-    print(f"   => tokens/s from shards / in memory: {sh.tps / mem.tps:.3f}; peak RSS difference "
-          f"{(sh.peak_rss - mem.peak_rss) / 2**20:+,.0f} MiB (RssAnon {(sh.peak_anon - mem.peak_anon) / 2**20:+,.0f})")
+    # 2. training: in memory (tinyshakespeare, same tokenizer) and from the shards, in turn, `--rounds` times
+    sides = {"in memory": ["--data", shakespeare, "--tokenizer", tok], "shards": ["--data", w("shards")]}
+    runs = {name: [] for name in sides}
+    for _ in range(a.rounds):
+        for name, data in sides.items():
+            out = w("run-" + name.replace(" ", "-"))
+            cmd = microgpt("train", *data, *MODEL, "--steps", a.steps + 100, "--stop-after", a.steps,
+                           "--num-samples", 0, "--out", out, "--overwrite")
+            r = Watch(cmd)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                rows = [json.loads(line) for line in f][10:]  # (after the warm-up)
+            r.tps = (rows[-1]["tokens"] - rows[0]["tokens"]) / (rows[-1]["elapsed"] - rows[0]["elapsed"])
+            r.step1, r.cmd = r.first(r"step +1 /"), cmd
+            runs[name].append(r)
+    for name, rs in runs.items():
+        med = lambda f: statistics.median(f(r) for r in rs)  # noqa: B023 (used at once)
+        show(f"2. train {name} (median of {len(rs)})", rs[0].cmd,
+             f"start-up to step 1 {med(lambda r: r.step1):.2f}s; {med(lambda r: r.tps):,.0f} tok/s; peak RSS "
+             f"{med(lambda r: r.peak_rss) / 2**20:,.0f} MiB (RssAnon {med(lambda r: r.peak_anon) / 2**20:,.0f} MiB)")
+    cmd = microgpt("train", "--resume", "--out", w("run-shards"), "--stop-after", a.steps + 5, "--num-samples", 0)
+    res = Watch(cmd)
+    first = res.first(r"step +[0-9]+ /")
+    show("   resume from the shards", cmd, f"start-up to its first step {first:.2f}s; {res.mem()}")
+    ratio = statistics.median(s.tps / m.tps for s, m in zip(runs["shards"], runs["in memory"]))
+    d_rss = statistics.median(s.peak_rss - m.peak_rss for s, m in zip(runs["shards"], runs["in memory"]))
+    d_anon = statistics.median(s.peak_anon - m.peak_anon for s, m in zip(runs["shards"], runs["in memory"]))
+    print(f"   => tokens/s from shards / in memory: {ratio:.3f} (median of the rounds' ratios); peak RSS difference "
+          f"{d_rss / 2**20:+,.0f} MiB (RssAnon {d_anon / 2**20:+,.0f} MiB)", flush=True)
 
+    if a.skip_prepare_ratios:
+        return
     # 3. prepare's speed on slices, against encoding alone, and workers
     sl = w("slice", "slice.jsonl")
     mb = slice_corpus(w("corpus"), sl, a.slice_mb) / 1e6
