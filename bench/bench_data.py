@@ -166,7 +166,7 @@ def main():
     ap.add_argument("--python-mb", type=float, default=10, help="the slice for the pure-Python ratio (default 10)")
     ap.add_argument("--steps", type=int, default=60, help="training steps measured (default 60)")
     ap.add_argument("--rounds", type=int, default=3, help="training runs of each side, in turn (default 3)")
-    ap.add_argument("--skip-prepare-ratios", action="store_true", help="only figures 1 and 2")
+    ap.add_argument("--only", choices=("train", "prepare"), default=None, help="only figures 2, or only 3")
     a = ap.parse_args()
     w = lambda *p: os.path.join(a.work, *p)
     shakespeare = os.path.join(DATA, "tinyshakespeare.txt")
@@ -186,7 +186,14 @@ def main():
         with open(w("shards", "manifest.json")) as f, open(tok, "w") as t:
             json.dump(json.load(f)["tokenizer"], t)
 
-    # 2. training: in memory (tinyshakespeare, same tokenizer) and from the shards, in turn, `--rounds` times
+    if a.only != "prepare":
+        train_figures(a, w, shakespeare, tok)
+    if a.only != "train":
+        prepare_figures(a, w, tok)
+
+
+def train_figures(a, w, shakespeare, tok):
+    """2. training: in memory (tinyshakespeare, same tokenizer) and from the shards, in turn, `--rounds` times."""
     sides = {"in memory": ["--data", shakespeare, "--tokenizer", tok], "shards": ["--data", w("shards")]}
     runs = {name: [] for name in sides}
     for _ in range(a.rounds):
@@ -215,9 +222,10 @@ def main():
     print(f"   => tokens/s from shards / in memory: {ratio:.3f} (median of the rounds' ratios); peak RSS difference "
           f"{d_rss / 2**20:+,.0f} MiB (RssAnon {d_anon / 2**20:+,.0f} MiB)", flush=True)
 
-    if a.skip_prepare_ratios:
-        return
-    # 3. prepare's speed on slices, against encoding alone, and workers
+
+
+def prepare_figures(a, w, tok):
+    """3. prepare's speed on slices, against encoding alone, and workers."""
     sl = w("slice", "slice.jsonl")
     mb = slice_corpus(w("corpus"), sl, a.slice_mb) / 1e6
     alone = tiktoken_alone(sl, tok)

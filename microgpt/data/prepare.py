@@ -32,7 +32,7 @@ from microgpt.files import atomic_write_bytes
 from microgpt.lock import RunLock
 from microgpt.tokenizers.bpe import BPETokenizer
 
-ITEM_BYTES = 32 * 2 ** 20
+ITEM_BYTES = (256 * 2 ** 10, 32 * 2 ** 20)  # work items: 1/64 of the sources, within these bounds
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PrepareOptions:
     shard_tokens: int = 2 ** 27               # at most this many tokens a shard (256 MB of uint16)
     tokenizer_sample_bytes: int = 20_000_000  # bpe: learnt from this much training text
     encoder: str = "auto"                     # auto (tiktoken if installed) | python | tiktoken
-    item_bytes: int = ITEM_BYTES
+    item_bytes: Optional[int] = None          # None: 1/64 of the sources' size, within ITEM_BYTES
 
     def validate(self):
         if self.text_mode not in sources.TEXT_MODES:
@@ -57,7 +57,7 @@ class PrepareOptions:
         if self.encoder not in encode.ENCODERS:
             raise MicroGPTError(f"unknown --encoder {self.encoder!r}: use {', '.join(encode.ENCODERS)}")
         for name in ("shard_tokens", "tokenizer_sample_bytes", "item_bytes"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise MicroGPTError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.tokenizer == "bpe" and not self.vocab_size:
             raise MicroGPTError("--tokenizer bpe needs --vocab-size N (e.g. 4096)")
@@ -106,18 +106,24 @@ def prepare(opts, workers=1, resume=False, command=None, log=print):
 
 def make_plan(opts, workers, log):
     paths = sources.expand_sources(opts.sources)
-    srcs, items, current, size = [], [], [], 0
-    for i, path in enumerate(paths):
-        kind, _ = sources.source_format(path)
+    srcs = []
+    for path in paths:
+        sources.source_format(path)
         st = os.stat(path)
         if st.st_size == 0:  # (at once: a source with nothing but blank lines is found after encoding)
             raise MicroGPTError(f"{path} is empty: remove it from the sources")
         srcs.append({"path": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
-        parts = sources.plan_parts(path, opts.text_mode, opts.item_bytes)
+    # items of a size set by the sources alone (never by the workers: the shards must not depend on them),
+    # small enough that a small corpus still keeps every worker busy
+    item_bytes = opts.item_bytes or min(max(_total({"sources": srcs}) // 64, ITEM_BYTES[0]), ITEM_BYTES[1])
+    items, current, size = [], [], 0
+    for i, path in enumerate(paths):
+        kind, st_size = sources.source_format(path)[0], srcs[i]["bytes"]
+        parts = sources.plan_parts(path, opts.text_mode, item_bytes)
         for p in parts:
             current.append([i, *p[1:]])
-            size += (p.end - p.start) if (kind != "parquet" and p.end is not None) else st.st_size / len(parts)
-            if size >= opts.item_bytes:
+            size += (p.end - p.start) if (kind != "parquet" and p.end is not None) else st_size / len(parts)
+            if size >= item_bytes:
                 items.append(current)
                 current, size = [], 0
     if current:
