@@ -197,7 +197,7 @@ def test_the_readme_example_runs_as_written(serve_runs, tmp_path, capsys):
         shutil.copytree(run, tmp_path / name)
     s = LiveServer([str(tmp_path / "names"), str(tmp_path / "add")])
     try:
-        exec(example.replace("http://127.0.0.1:8000", s.url), {})
+        exec(re.sub(r"http://127\.0\.0\.1:\d+", s.url, example), {})
     finally:
         s.close()
     name, reply = capsys.readouterr().out.splitlines()

@@ -8,6 +8,10 @@ from microgpt.config import RunConfig, changed, require
 from microgpt.errors import MicroGPTError
 from microgpt.stages import run_class
 
+# Fine-tuning runs thousands of quick steps: a line each would bury the evaluations (--log-every N overrides).
+# Training keeps the seed's line a step.
+LOG_EVERY = {"sft": 100}
+
 
 def start(stage, args):
     """The run the flags describe, trained; returns (run, finished). A new run starts from the
@@ -24,10 +28,11 @@ def start(stage, args):
         if cfg.engine.name != ckpt.engine.name and "engine.dtype" not in flags:
             cfg = replace(cfg, engine=replace(cfg.engine, dtype=None))  # another engine: its own default dtype
     else:
-        cfg = changed(RunConfig(stage=stage), flags)
+        cfg = changed(RunConfig(stage=stage, log_every=LOG_EVERY.get(stage, 1)), flags)
         if cfg.init_from:
             base = checkpoint.load(cfg.init_from, with_optimizer=False)
-            if "engine.name" not in flags:  # a run started --from another keeps its engine (and dtype)
+            if flags.get("engine.name", base.engine.name) == base.engine.name:
+                # a run started --from another keeps its engine and dtype (--engine naming the same one too)
                 cfg = replace(cfg, engine=changed(base.engine, {k[7:]: v for k, v in flags.items()
                                                                 if k.startswith("engine.")}))
     require("eval_num", cfg.eval_num, "positive")
