@@ -156,6 +156,21 @@ def test_bf16_autocast_on_cuda_is_close_to_float32():
     assert abs(bf16.loss_and_grads(seqs)[0] - f32.loss_and_grads(seqs)[0]) < 2e-2
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float64_on_cuda_computes_the_cpus_steps():
+    """The CUDA kernels against the CPU (the oracle), in float64: losses, gradients, three Adam steps."""
+    from microgpt.config import TrainConfig
+    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=32, n_head=4, block_size=8)
+    weights = init_weights(config, random.Random(3))
+    cpu, gpu = Model(config, weights, options()), Model(config, weights, options(device="cuda"))
+    seqs = [[6, 1, 2, 3, 6], [6, 4, 5, 1, 2, 6], [6, 2, 6]]
+    (lc, gc), (lg, gg) = cpu.loss_and_grads(seqs), gpu.loss_and_grads(seqs)
+    assert abs(lc - lg) <= 1e-10 and max_abs_diff(gc, gg) <= 1e-10
+    for t in range(1, 4):
+        assert abs(cpu.train_step(seqs, 0.01, t, TrainConfig()) - gpu.train_step(seqs, 0.01, t, TrainConfig())) <= 1e-10
+    assert max_abs_diff(cpu.get_weights(), gpu.get_weights()) <= 1e-10
+
+
 BAD = {
     "cuda-without-gpu": (["--device", "cuda"], {}, "--device cuda"),
     "bf16-on-cpu": (["--device", "cpu", "--dtype", "bf16"], {}, "needs --device cuda"),
