@@ -7,9 +7,13 @@ import pytest
 # Set before numpy or torch start their thread pools; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from helpers import NAMES, SHARED_DATA, WORDS, run_cli
+from helpers import DATA_DIR, NAMES, SHARED_DATA, WORDS, run_cli
 
-if "MICROGPT_DATA_DIR" not in os.environ and os.path.isdir(SHARED_DATA):
+# Made absolute once, here, where the tests started: a test that changes directory before microgpt's
+# data module is first imported would otherwise resolve a relative one (../shared/data) from there.
+if "MICROGPT_DATA_DIR" in os.environ:
+    os.environ["MICROGPT_DATA_DIR"] = DATA_DIR
+elif os.path.isdir(SHARED_DATA):
     os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
 
 

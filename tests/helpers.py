@@ -78,7 +78,7 @@ def recorded_losses(run_dir):
         return [json.loads(line)["train_loss"] for line in f if line.strip()]
 
 
-def reference_run(engine="python", model=None, out=None, **train):
+def reference_run(engine="python", model=None, out=None, stop_after=None, **train):
     """The seed's reference run, set up through the API (nothing is written until it trains):
     run.ds, run.config, run.model (at its seeded initial weights), run.rng (after init)."""
     from microgpt.stages.pretrain import Run
@@ -86,7 +86,7 @@ def reference_run(engine="python", model=None, out=None, **train):
         pytest.skip("names.txt not found: set MICROGPT_DATA_DIR")
     engine = engine if isinstance(engine, EngineConfig) else EngineConfig(name=engine)
     cfg = RunConfig(out=out, data=NAMES, model=model or GPTConfig(), train=TrainConfig(**train), engine=engine,
-                    quiet=True)
+                    stop_after=stop_after, quiet=True)
     return Run(cfg)
 
 

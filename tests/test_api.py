@@ -1,4 +1,4 @@
-"""The Python API, as the README shows it: the README's example runs here, line for line."""
+"""The Python API, as docs/usage.md shows it: its example runs here, line for line."""
 
 import os
 import re
@@ -6,17 +6,17 @@ import re
 from helpers import ROOT
 
 
-def readme_python_example():
-    with open(os.path.join(ROOT, "README.md")) as f:
+def usage_python_example():
+    with open(os.path.join(ROOT, "docs", "usage.md")) as f:
         text = f.read()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks, "the README has no Python example"
+    assert blocks, "docs/usage.md has no Python example"
     return blocks[0]
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch, names_path, capsys):
+def test_the_usage_example_runs(tmp_path, monkeypatch, names_path, capsys):
     monkeypatch.chdir(tmp_path)
-    exec(compile(readme_python_example(), "README.md", "exec"), {})
+    exec(compile(usage_python_example(), "docs/usage.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert len(eval(out[0])) == 5                       # five samples
     val = eval(out[1])

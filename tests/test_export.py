@@ -237,6 +237,6 @@ def test_the_cards_python_runs_and_writes_what_microgpt_samples(runs, exports, n
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     exec(code, {"PATH": str(exports[name])})
     wrote = capsys.readouterr().out.strip()
-    prompt = ["--prompt", "12+34"] if name == "chat" else []
+    prompt = ["--prompt", "123+456"] if name == "chat" else []
     got = printed(run_cli("sample", "--out", runs[name], "--temperature", "0", "--num", "1", *prompt, check=True))
-    assert got == [f"12+34 -> {wrote}" if name == "chat" else wrote]
+    assert got == [f"123+456 -> {wrote}" if name == "chat" else wrote]

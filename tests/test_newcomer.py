@@ -78,6 +78,17 @@ def test_the_readme_data_dir_as_typed(tmp_path):
     assert p.returncode == 0, p.stderr
 
 
+def test_the_api_tests_alone_with_a_relative_data_dir():
+    """`MICROGPT_DATA_DIR=../shared/data python -m pytest -q tests/test_api.py` as typed: that file
+    changes directory before microgpt is first imported (the whole suite passed only because another
+    test imported it earlier)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, MICROGPT_DATA_DIR=os.path.relpath(DATA_DIR, ROOT))
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_api.py"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert p.returncode == 0, p.stdout[-3000:]
+    assert " passed" in p.stdout and "skipped" not in p.stdout  # (a names.txt not found skips)
+
+
 def test_chat_asks_nothing_of_an_empty_line(tmp_path):
     run = tmp_path / "sft"
     shutil.copytree(os.path.join(FIXTURES, "sft"), run)

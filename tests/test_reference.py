@@ -109,10 +109,11 @@ def test_sample_continues_the_runs_random_stream(reference_run_cli):
 
 
 def test_resume_from_500_equals_1000_at_once(reference_run_cli, tmp_path):
+    """The first 500 steps through the Python API, the rest through the CLI's --resume: exactly the
+    CLI's unbroken run (so the API trains the seed's run too, and the two share their checkpoints)."""
     full_out, full_stdout = reference_run_cli
     out = tmp_path / "run"
-    first = run_cli("train", "--out", out, "--stop-after", "500", check=True)
-    assert "sample" not in first.stdout
+    assert reference_run(out=str(out), steps=1000, stop_after=500).train() is False
     assert checkpoint.load(str(out)).state["step"] == 500
     second = run_cli("train", "--out", out, "--resume", check=True)
     assert printed_losses(second.stdout)[1000] == "2.6497"
@@ -153,10 +154,3 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_exact(tmp_path, names_path):
     for name in a:
         for ra, rb in zip(a[name], b[name]):
             assert ra == pytest.approx(rb, abs=1e-12)
-
-
-def test_api_reference_run_is_the_seeds(tmp_path, names_path):
-    """The Python API trains the seed's run too."""
-    run = reference_run(out=str(tmp_path / "api"), steps=1000)
-    assert run.train() is True
-    assert run.sample(5) == FIRST_FIVE

@@ -180,3 +180,15 @@ def test_names_task_evaluation_reports_diversity(names_path, tmp_path):
     p = run_cli("eval", "--out", tmp_path / "n", "--task", "names-ending:a", "--num", "40", check=True)
     for key in ("reward_mean", "unique", "new"):
         assert f"{key}: " in p.stdout
+
+
+def test_sft_from_a_float32_run_keeps_its_dtype_and_logs_every_100_steps(add_data, names_path, tmp_path):
+    base = tmp_path / "base"
+    run_cli("train", "--engine", "numpy", "--dtype", "float32", "--n-embd", "8", "--n-head", "2", "--steps", "2",
+            "--eval-every", "0", "--num-samples", "0", "--out", base, check=True)
+    for engine in ([], ["--engine", "numpy"]):  # (naming the base's engine keeps its dtype too)
+        out = tmp_path / f"sft{len(engine)}"
+        p = run_cli("sft", "--data", add_data, "--from", base, *engine, "--batch-size", "4", "--steps", "200",
+                    "--eval-every", "0", "--out", out, check=True)
+        assert checkpoint.load(str(out)).engine.dtype == "float32"
+        assert [l.split("|")[0].split()[1] for l in p.stdout.splitlines() if l.startswith("step")] == ["100", "200"]

@@ -2,6 +2,7 @@
 DDP across processes, float32 checkpoints, torch.compile, bf16, device and dtype options.
 """
 
+import functools
 import json
 import os
 import random
@@ -10,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, assert_one_line_error, max_abs_diff, recorded_losses, reference_run, run_cli
+from helpers import FLOAT64, ROOT, assert_one_line_error, max_abs_diff, recorded_losses, reference_run, run_cli
 
 from microgpt import checkpoint
 from microgpt.config import EngineConfig, GPTConfig
@@ -92,8 +93,12 @@ def test_two_gloo_processes_train_as_one_process_and_resume(tmp_path, names_path
                     for step in range(6)]
     assert any(a != b for a, b in shard_tokens)
 
-    single = tmp_path / "single"
-    run_cli(*common, "--out", single, env=ONE_THREAD, check=True)
+    single = tmp_path / "single"  # `common` in this process (already one thread: conftest.py)
+    from microgpt.config import RunConfig, TrainConfig
+    from microgpt.stages.pretrain import Run
+    assert Run(RunConfig(out=str(single), data=names_path, model=GPTConfig(n_embd=16, n_head=4),
+                         engine=FLOAT64["torch"], train=TrainConfig(steps=6, batch_size=4, lr=0.02), eval_every=0,
+                         quiet=True)).train()
     ddp = tmp_path / "ddp"
     first = torchrun(2, *common, "--out", ddp, "--stop-after", "3")
     assert first.returncode == 0, first.stderr
@@ -129,10 +134,15 @@ def test_a_float32_run_saves_F32_and_the_python_engine_samples_it_alike(tmp_path
 
 # ---------------------------------------------------------------- compile, bf16, bad options
 
-@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc") or shutil.which("g++")),
-                    reason="torch.compile on the CPU needs a C++ compiler")
-def test_compiled_model_computes_the_same_steps():
-    """torch.compile (inductor, CPU, float64): the same losses and weights as eager, one compile (~15 s)."""
+@pytest.mark.parametrize("backend", [
+    "aot_eager",  # what microgpt controls: the model traced whole (one shape: batches padded), autograd through it
+    pytest.param("inductor", marks=[  # + torch's own C++ code generation: ~30 s of gcc on a 2-core machine
+        pytest.mark.slow, pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc") or shutil.which("g++")),
+                                             reason="torch.compile on the CPU needs a C++ compiler")])])
+def test_compiled_model_computes_the_same_steps(backend, monkeypatch):
+    """--compile (float64, CPU): the same losses and weights as eager. The engine calls torch.compile(module);
+    here it gets the backend under test (inductor, torch's default and what --compile runs, with -m slow)."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=backend))
     config = GPTConfig(vocab_size=7, n_layer=1, n_embd=8, n_head=2, block_size=6)
     weights = init_weights(config, random.Random(2))
     eager, compiled = Model(config, weights, options()), Model(config, weights, options(compile=True))
@@ -154,6 +164,21 @@ def test_bf16_autocast_on_cuda_is_close_to_float32():
     seqs = [[6, 1, 2, 3, 6], [6, 4, 6]]
     assert bf16.safetensors_dtype == "F32"
     assert abs(bf16.loss_and_grads(seqs)[0] - f32.loss_and_grads(seqs)[0]) < 2e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_float64_on_cuda_computes_the_cpus_steps():
+    """The CUDA kernels against the CPU (the oracle), in float64: losses, gradients, three Adam steps."""
+    from microgpt.config import TrainConfig
+    config = GPTConfig(vocab_size=7, n_layer=2, n_embd=32, n_head=4, block_size=8)
+    weights = init_weights(config, random.Random(3))
+    cpu, gpu = Model(config, weights, options()), Model(config, weights, options(device="cuda"))
+    seqs = [[6, 1, 2, 3, 6], [6, 4, 5, 1, 2, 6], [6, 2, 6]]
+    (lc, gc), (lg, gg) = cpu.loss_and_grads(seqs), gpu.loss_and_grads(seqs)
+    assert abs(lc - lg) <= 1e-10 and max_abs_diff(gc, gg) <= 1e-10
+    for t in range(1, 4):
+        assert abs(cpu.train_step(seqs, 0.01, t, TrainConfig()) - gpu.train_step(seqs, 0.01, t, TrainConfig())) <= 1e-10
+    assert max_abs_diff(cpu.get_weights(), gpu.get_weights()) <= 1e-10
 
 
 BAD = {

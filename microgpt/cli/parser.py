@@ -61,7 +61,7 @@ TRAIN_FLAGS = [
     ("--time-limit", "time_limit", float, "SECONDS",
      "stop (and save) after this many seconds; the schedule still spans --steps; continue with --resume"),
     ("--checkpoint-every", "checkpoint_every", int, "N", "also save every N steps (always at the end)"),
-    ("--log-every", "log_every", int, "N", "print and record every N steps: the mean over those steps"),
+    ("--log-every", "log_every", int, "N", "print and record every N steps (default 1, sft 100): their mean loss"),
     ("--eval-task", "eval_task", str, "TASK",
      "at every evaluation, also the held-out accuracy on this task (e.g. add; see microgpt tasks)"),
     ("--eval-num", "eval_num", int, "N", "problems per --eval-task evaluation (default 200)"),

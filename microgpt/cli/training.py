@@ -9,6 +9,10 @@ from microgpt.errors import MicroGPTError
 from microgpt.stages import run_class
 from microgpt.stages.pretrain import corpus_defaults
 
+# Fine-tuning runs thousands of quick steps: a line each would bury the evaluations (--log-every N overrides).
+# Training keeps the seed's line a step.
+LOG_EVERY = {"sft": 100}
+
 
 def start(stage, args):
     """The run the flags describe, trained; returns (run, finished). A new run starts from the
@@ -27,10 +31,11 @@ def start(stage, args):
     else:
         if stage == "pretrain":  # a prepared corpus: its split (and its mode) unless the flags say
             flags = {**corpus_defaults(flags), **flags}
-        cfg = changed(RunConfig(stage=stage), flags)
+        cfg = changed(RunConfig(stage=stage, log_every=LOG_EVERY.get(stage, 1)), flags)
         if cfg.init_from:
             base = checkpoint.load(cfg.init_from, with_optimizer=False)
-            if "engine.name" not in flags:  # a run started --from another keeps its engine (and dtype)
+            if flags.get("engine.name", base.engine.name) == base.engine.name:
+                # a run started --from another keeps its engine and dtype (--engine naming the same one too)
                 cfg = replace(cfg, engine=changed(base.engine, {k[7:]: v for k, v in flags.items()
                                                                 if k.startswith("engine.")}))
     require("eval_num", cfg.eval_num, "positive")

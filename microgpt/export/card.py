@@ -111,7 +111,7 @@ def card(name, kind, ck, figures, notes, fingerprint):
     load = [f"tok = AutoTokenizer.from_pretrained(PATH{', trust_remote_code=True' if remote else ''})",
             f"model = AutoModelForCausalLM.from_pretrained(PATH{', trust_remote_code=True' if remote else ''})"]
     if chat:
-        load.append('ids = tok.apply_chat_template([{"role": "user", "content": "12+34"}], '
+        load.append('ids = tok.apply_chat_template([{"role": "user", "content": "123+456"}], '
                     'add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]')
     elif (raw.get("train") or {}).get("data_mode") == "stream":
         load.append('ids = tok("\\n", return_tensors="pt")["input_ids"]  # continuous text: continue a line break')

@@ -18,7 +18,7 @@ only answers badly once earlier turns stand before the question (measured: pass@
 a 2nd and a quarter a 3rd where the block leaves room (a quarter taught the later turns less).
 The default stays single exchanges: with learned positions a short fine-tune on multi-turn data
 lost `add` on the 1st turn (0.59 -> 0.02: its digits no longer sit at fixed places), where
-`--pos rope` lost nothing (README: "Conversations, the chat template, fine-tuning").
+`--pos rope` lost nothing (docs/post-training.md).
 """
 
 import hashlib
