@@ -84,7 +84,8 @@ def _cores():
 def _check(args):
     corpus = PreparedCorpus(args.dir)
     m = corpus.manifest
-    total = sum(s["tokens"] for s in m["shards"]) * (2 if m["dtype"] == "uint16" else 4)
+    total = sum(s["tokens"] * (2 if m["dtype"] == "uint16" else 4) + 8 * (s["documents"] + s["hashed"])
+                for s in m["shards"])
     bar, done, t0 = Progress("checking", total), [0], time.time()
 
     def progress(n):
