@@ -4,8 +4,9 @@ and append it (with its closing BOS) to that split's shard, written as it grows.
 
 The encoder is tiktoken built from our merges when it is installed and can say the same thing
 (every token's bytes distinct), else our pure-Python BPE: the ids, and so the shards, are the
-same either way (a test). A chunk of work is a whole document per call: tiktoken encodes one long
-string ~2.5x faster per byte than a batch of short ones, so nothing is gained by batching.
+same either way (a test). One call per document: measured here on 3 KB documents, as fast per
+byte as one call on all of them joined (encode_ordinary_batch's threads only add work when the
+workers already keep every core busy).
 """
 
 import json
