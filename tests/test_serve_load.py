@@ -100,7 +100,8 @@ class Meter:
 
 
 class Gated:
-    """A model whose every next_logits call waits for a permit of its meter, and is counted."""
+    """A model whose every KV-cache call (a prefill or a batched decode) waits for a permit of its meter,
+    and is counted."""
 
     def __init__(self, model, meter):
         self.model, self.meter = model, meter
@@ -108,21 +109,28 @@ class Gated:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def generator(self, batch_size=1):
-        gen, m = self.model.generator(batch_size), self.meter
+    def kv_cache(self):
+        cache, m = self.model.kv_cache(), self.meter
 
-        class G:
-            def next_logits(self, tokens, pos):
+        def gated(call):
+            def run(*args):
                 m.permits.acquire()
                 with m.lock:
                     m.calls += 1
                     m.busy += 1
                     m.most = max(m.most, m.busy)
                 try:
-                    return gen.next_logits(tokens, pos)
+                    return call(*args)
                 finally:
                     with m.lock:
                         m.busy -= 1
+            return run
+
+        class G:
+            prefill, decode = staticmethod(gated(cache.prefill)), staticmethod(gated(cache.decode))
+
+            def __getattr__(self, name):
+                return getattr(cache, name)
         return G()
 
 

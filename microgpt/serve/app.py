@@ -9,11 +9,13 @@
     GET  /api/metrics           a run's metrics.jsonl rows from a given one on (the page polls it)
 
 Every error is OpenAI's JSON body with its 4xx (5xx only for a fault of ours), and the server
-goes on serving. Generation is bounded: at most `max_active` requests generate at once (each
-model call runs in a worker thread, so the event loop keeps answering), at most `max_waiting`
-more wait for a turn, and beyond that a request is refused at once (429). A request's slot is
-given back when its generation ends, fails, or its client goes away -- checked between model
-calls, so a closed connection stops the work within one token.
+goes on serving. Generation is continuous batching (scheduler.py: one loop per model steps
+every active row at once, in a worker thread, so the event loop keeps answering). It is
+bounded: at most `max_active` requests are being served at once (their rows in the batch, up
+to `max_batch` rows and `max_cache_mb` of KV cache, the rest queued in arrival order), at most
+`max_waiting` more wait for a turn, and beyond that a request is refused at once (429). A
+request's slot is given back when its generation ends, fails, or its client goes away -- its
+rows leave the batch before the next step, so a closed connection stops the work within one token.
 """
 
 import hmac
@@ -32,6 +34,7 @@ from microgpt.errors import MicroGPTError
 from microgpt.serve import schema
 from microgpt.serve.completions import Answer, Job
 from microgpt.serve.page import page_response
+from microgpt.serve.scheduler import Scheduler
 from microgpt.serve.schema import APIError, Limits, bad
 
 
@@ -39,8 +42,10 @@ from microgpt.serve.schema import APIError, Limits, bad
 class Settings:
     api_key: str = None
     host: str = "127.0.0.1"  # the address listened on (on a loopback one, requests must name it)
-    max_active: int = 8      # requests generating at once
+    max_active: int = 32     # requests being served at once
     max_waiting: int = 64    # requests waiting for a turn; more are refused (429)
+    max_batch: int = 32      # rows stepped together per model (a request's n choices of a chat are n rows)
+    max_cache_mb: float = 1024  # KV-cache memory per model (rows x 2 x n_layer x block_size x n_embd x 8 bytes)
     limits: Limits = field(default_factory=Limits)
     reload_every: float = 1.0  # seconds between looks at the checkpoints (with reload)
 
@@ -111,8 +116,8 @@ async def watching(receive, work):
 class EventStream:
     """A server-sent-event response of a job; gives its slot back however it ends."""
 
-    def __init__(self, job, slots, limiter):
-        self.job, self.slots, self.limiter = job, slots, limiter
+    def __init__(self, job, slots, scheduler):
+        self.job, self.slots, self.scheduler = job, slots, scheduler
 
     async def __call__(self, scope, receive, send):
         answer = Answer(self.job)
@@ -121,7 +126,7 @@ class EventStream:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
                                     (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
-            events = self.job.events(self.limiter)
+            events = self.job.events(self.scheduler)
             tail = b""
             try:
                 async for event in events:
@@ -148,7 +153,13 @@ def build_app(runs, settings=None):
     settings = settings or Settings()
     loopback = is_loopback(settings.host)
     slots = Slots(settings.max_active, settings.max_waiting)
-    limiter = anyio.CapacityLimiter(settings.max_active)
+    limiter = anyio.CapacityLimiter(settings.max_active)  # worker threads for the page's attention maps
+
+    def scheduler(s):
+        """The scheduler of a Served (made at its first request; a reloaded run is a new Served)."""
+        if getattr(s, "scheduler", None) is None:
+            s.scheduler = Scheduler(s, app.state.tasks, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
+        return s.scheduler
 
     def served(name):
         if not isinstance(name, str) or not name:
@@ -199,12 +210,12 @@ def build_app(runs, settings=None):
         job = Job(served(req.model), req, settings.limits)
         await slots.acquire()
         if req.sampling.stream:
-            return EventStream(job, slots, limiter)
+            return EventStream(job, slots, scheduler(job.served))
         try:
             answer = Answer(job)
 
             async def collect():
-                async for event in job.events(limiter):
+                async for event in job.events(scheduler(job.served)):
                     answer.add(event)
                 return answer.response()
             body = await watching(request.receive, collect)
@@ -261,6 +272,8 @@ def build_app(runs, settings=None):
     @asynccontextmanager
     async def lifespan(app):
         async with anyio.create_task_group() as tg:
+            app.state.tasks = tg  # the schedulers' loops run here
+
             async def watch_checkpoints():
                 while True:
                     await anyio.sleep(settings.reload_every * (0.9 + 0.2 * random.random()))
