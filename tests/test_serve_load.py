@@ -272,3 +272,26 @@ def test_reload_serves_each_new_checkpoint_whole(serve_runs, tmp_path):
     finally:
         fixed.close()
         live.close()
+
+
+def test_a_burst_of_cancelled_streams_leaves_no_row_and_no_cache(serve_runs):
+    """20 streams start, each reads its first token and goes away: the scheduler's rows, the KV-cache
+    memory and the slots all return to idle, and the server goes on answering."""
+    from microgpt.serve.app import Settings
+    s = LiveServer([serve_runs["stream"]], Settings(max_active=32))
+    try:
+        body = {"model": "stream", "prompt": "the", "max_tokens": 2000, "temperature": 0.9}
+        conns = [open_stream(s, body) for _ in range(20)]
+        for conn in conns:
+            r = conn.getresponse()
+            assert r.status == 200 and b"data: {" in r.read1(4096)  # the role chunk or a first token
+        sched = s.runs.get("stream").scheduler
+        assert sched.active > 0 and sched.cache_bytes > 0
+        for conn in conns:
+            conn.sock.shutdown(2)
+            conn.close()
+        wait_for(lambda: (sched.active, sched.cache_bytes, s.slots.active) == (0, 0, 0), "every row gone")
+        assert not sched.running and not sched.waiting and not sched.live
+        assert s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 1})[0] == 200
+    finally:
+        s.close()
