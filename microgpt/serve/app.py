@@ -9,8 +9,8 @@
     GET  /api/metrics           a run's metrics.jsonl rows from a given one on (the page polls it)
 
 Every error is OpenAI's JSON body with its 4xx (5xx only for a fault of ours), and the server
-goes on serving. Generation is continuous batching (scheduler.py: one loop per model steps
-every active row at once, in a worker thread, so the event loop keeps answering). It is
+goes on serving. Generation is continuous batching (scheduler.py: one loop per model, in a
+thread of its own, steps every active row at once; the event loop only queues and streams). It is
 bounded: at most `max_active` requests are being served at once (their rows in the batch, up
 to `max_batch` rows and `max_cache_mb` of KV cache, the rest queued in arrival order), at most
 `max_waiting` more wait for a turn, and beyond that a request is refused at once (429). A
@@ -158,7 +158,7 @@ def build_app(runs, settings=None):
     def scheduler(s):
         """The scheduler of a Served (made at its first request; a reloaded run is a new Served)."""
         if getattr(s, "scheduler", None) is None:
-            s.scheduler = Scheduler(s, app.state.tasks, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
+            s.scheduler = Scheduler(s, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
         return s.scheduler
 
     def served(name):
@@ -272,8 +272,6 @@ def build_app(runs, settings=None):
     @asynccontextmanager
     async def lifespan(app):
         async with anyio.create_task_group() as tg:
-            app.state.tasks = tg  # the schedulers' loops run here
-
             async def watch_checkpoints():
                 while True:
                     await anyio.sleep(settings.reload_every * (0.9 + 0.2 * random.random()))

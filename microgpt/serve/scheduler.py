@@ -1,21 +1,25 @@
 """Continuous batching: one loop per served model runs every active row in one batched step.
 
-The HTTP side only queues (`submit`) and reads what comes back; the loop owns the model's
-`generate.Rows`. Between two steps it ends the rows whose requests asked it to (a stop string,
-a client gone), admits waiting requests in arrival order while their rows fit (at most
-max_batch rows, and at most max_cache_bytes of KV cache: each row holds 2 x n_layer x
+The HTTP side only queues (`submit`) and reads what comes back; the loop, in a thread of its own,
+owns the model's `generate.Rows`. Between two steps it ends the rows whose requests asked it to
+(a stop string, a client gone), admits waiting requests in arrival order while their rows fit
+(at most max_batch rows, and at most max_cache_bytes of KV cache: each row holds 2 x n_layer x
 block_size x n_embd numbers), then runs one step -- a prefill for each new row, one decode for
-all others, one draw per row -- in a worker thread, so the event loop keeps serving, and hands
-each token to its request. A request's rows join together and draw from its own random stream,
-so what it gets does not depend on who else is served. A row's cache memory is given back the
-moment the row ends; the loop stops when nothing is left and starts again with the next request.
+all others, one draw per row -- and hands each token to its request on the event loop, without
+waiting for it: the next step starts at once, and a model call that blocks never blocks the
+server. A request's rows join together and draw from its own random stream, so what it gets
+does not depend on who else is served. A row's cache memory is given back the moment the row
+ends; the thread stops when nothing is left and starts again with the next request.
 
 A `Served` of a reloaded checkpoint is a new object with its own scheduler: new requests go to
 it, the old one finishes the requests it has and stops.
 """
 
+import asyncio
 import collections
+import contextlib
 import math
+import threading
 
 import anyio
 
@@ -39,12 +43,12 @@ class Ticket:
     def end(self, b, reason):
         """End row b before the next step (a stop string completed)."""
         self.dropped.add(b)
-        self.scheduler.ends.append((self, b, reason))
+        self.scheduler.ask_end(self, b, reason)
 
     def cancel(self):
         """The request is gone: its rows end (or it leaves the queue) before the next step."""
         self.dropped.update(range(len(self.prompts)))
-        self.scheduler.ends.append((self, None, "cancelled"))
+        self.scheduler.ask_end(self, None, "cancelled")
 
     def __aiter__(self):
         return self
@@ -62,12 +66,13 @@ class Ticket:
 
 
 class Scheduler:
-    def __init__(self, served, task_group, max_batch=32, max_cache_bytes=1 << 30):
-        self.served, self.tg = served, task_group
+    def __init__(self, served, max_batch=32, max_cache_bytes=1 << 30):
+        self.served = served
         c = served.config
         self.row_bytes = 2 * c.n_layer * c.block_size * c.n_embd * 8  # (float64; float32 holds half)
         self.max_rows = max(1, min(max_batch, max_cache_bytes // self.row_bytes))
-        self.rows = None
+        self.rows, self.loop = None, None
+        self.lock = threading.Lock()  # guards waiting, ends and running (the event loop's side and the thread's)
         self.waiting, self.ends, self.live = collections.deque(), [], []
         self.running, self.steps = False, 0
 
@@ -80,23 +85,33 @@ class Scheduler:
         return self.rows.cache.nbytes if self.rows else 0
 
     def submit(self, prompts, rng, **options):
-        """Queue a group of rows (prompts continued together from one rng): -> its Ticket."""
+        """Queue a group of rows (prompts continued together from one rng): -> its Ticket. (On the event loop.)"""
         ticket = Ticket(self, prompts, rng, options)
-        self.waiting.append(ticket)
-        if not self.running:
-            self.running = True
-            self.tg.start_soon(self._loop)
+        with self.lock:
+            self.loop = asyncio.get_running_loop()
+            self.waiting.append(ticket)
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name=f"scheduler {self.served.name}", daemon=True).start()
         return ticket
 
-    async def _loop(self):
+    def ask_end(self, ticket, b, reason):
+        with self.lock:
+            self.ends.append((ticket, b, reason))
+
+    def _run(self):
+        closed = []
         try:
             while True:
-                self._end_rows()
-                self._admit()
-                if not self.live:  # (an idle scheduler admits every waiting group: nothing waits)
-                    return
+                with self.lock:
+                    closed += self._end_rows()
+                    closed += self._admit()
+                    if not self.live:  # (an idle scheduler admits every waiting group: nothing waits)
+                        self.running, self.ends = False, []
+                        self._hand_over([], closed)
+                        return
                 try:
-                    out = await anyio.to_thread.run_sync(self.rows.step)
+                    out = self.rows.step()
                 except MicroGPTError as e:  # (NaN weights): every request in the batch hears it
                     for t in self.live:
                         t.error = e
@@ -104,33 +119,48 @@ class Scheduler:
                             self.rows.end(r, "error")
                     out = []
                 self.steps += 1
-                for row, token, logprob, top in out:
-                    ticket, b = row.tag
-                    ticket.send.send_nowait((b, token, logprob, top))
-                self._close_done()
-        finally:
-            self.running, self.ends = False, []
-            for t in list(self.live) + list(self.waiting):
-                t.error = t.error or MicroGPTError("the server stopped generating this request")
-                t.send.close()
+                closed += self._finished()
+                self._hand_over([(row.tag, token, logprob, top) for row, token, logprob, top in out], closed)
+                closed = []
+        except BaseException as e:  # (a fault of ours: no request is left waiting for ever)
+            with self.lock:
+                self.running = False
+                left = self.live + list(self.waiting)
+                self.live, self.waiting = [], collections.deque()
+            for t in left:
+                t.error = t.error or MicroGPTError(f"generation failed ({type(e).__name__}: {e})")
+            self._hand_over([], closed + left)
+            raise
+
+    def _hand_over(self, events, closed):
+        """Give a step's tokens and the tickets that ended to their requests, on the event loop."""
+        def deliver():
+            for (ticket, b), token, logprob, top in events:
+                ticket.send.send_nowait((b, token, logprob, top))
+            for ticket in closed:
+                ticket.send.close()
+        if events or closed:
+            with contextlib.suppress(RuntimeError):  # (the event loop closed: the server has stopped)
+                self.loop.call_soon_threadsafe(deliver)
 
     def _end_rows(self):
-        ends, self.ends = self.ends, []
+        ends, self.ends, closed = self.ends, [], []
         for ticket, b, reason in ends:
             if ticket in self.waiting:
                 self.waiting.remove(ticket)
-                ticket.send.close()
+                closed.append(ticket)
             for i, row in enumerate(ticket.rows):
                 if b is None or i == b:
                     self.rows.end(row, reason)
-        self._close_done()
+        return closed + self._finished()
 
     def _admit(self):
         """Waiting groups join in arrival order while their rows fit (a group larger than the bound runs alone)."""
+        closed = []
         while self.waiting:
             ticket = self.waiting[0]
             if self.live and self.active + len(ticket.prompts) > self.max_rows:
-                return
+                break
             if self.rows is None or (not self.live and self.rows.model is not self.served.model):
                 self.rows = Rows(self.served.model, self.served.block_size)  # (a model swapped in while idle)
             self.waiting.popleft()
@@ -139,12 +169,13 @@ class Scheduler:
                                for b, p in enumerate(ticket.prompts)]
             except MicroGPTError as e:
                 ticket.error = e
-                ticket.send.close()
+                closed.append(ticket)
                 continue
             self.live.append(ticket)
-        self._close_done()
+        return closed + self._finished()
 
-    def _close_done(self):
-        for t in [t for t in self.live if all(r.finish is not None for r in t.rows)]:
+    def _finished(self):
+        done = [t for t in self.live if all(r.finish is not None for r in t.rows)]
+        for t in done:
             self.live.remove(t)
-            t.send.close()
+        return done
