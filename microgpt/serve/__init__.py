@@ -12,11 +12,11 @@ Starlette (pure Python, on anyio) is the ASGI toolkit FastAPI itself is built on
 the usual server for it: `pip install 'microgpt[serve]'`.
 
 Layout: runs.py opens the runs (the one call into the run API) and reloads them; schema.py checks
-requests; scheduler.py steps every request's rows in one batch (microgpt.generate.Rows: continuous
-batching); generation.py turns a row's tokens into text; completions.py
-turns a request into choices and OpenAI's responses and stream chunks; inside.py computes what the
-page shows beside the text; page.py + page.html are the page; app.py wires the routes, the
-limits and the errors.
+requests; scheduler.py steps every request's rows in one batch (microgpt.generate.Rows:
+continuous batching); generation.py turns a row's tokens into text; completions.py turns a
+request into choices and OpenAI's responses and stream chunks, events.py streams them;
+inside.py computes what the page shows beside the text; page.py + page.html are the page;
+app.py wires the routes, the limits and the errors.
 """
 
 import sys

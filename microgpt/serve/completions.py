@@ -65,15 +65,19 @@ class Job:
         else:
             self.groups = [([i * s.n + j], [c]) for i, c in enumerate(contexts) for j in range(s.n)]
         self.texts = [Text(tok, s.stop) for _ in range(len(contexts) * s.n)]
-        self.completion_tokens = 0
+        self.completion_tokens, self.ticket = 0, None
         self.id = ("chatcmpl-" if self.chat else "cmpl-") + uuid.uuid4().hex[:24]
         self.created = int(time.time())
+
+    def ready(self):
+        """Whether more tokens have come than were taken (a stream then writes them together)."""
+        return self.ticket is not None and self.ticket.receive.statistics().current_buffer_used > 0
 
     async def events(self, scheduler):
         """("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in order; the
         rows are stepped by `scheduler` (serve/scheduler.py) among every other request's."""
         for indices, prompts in self.groups:
-            ticket = scheduler.submit(prompts, self.rng, **self.options)
+            self.ticket = ticket = scheduler.submit(prompts, self.rng, **self.options)
             try:
                 async for b, token, logprob, top in ticket:
                     text = self.texts[indices[b]]
