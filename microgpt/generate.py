@@ -73,11 +73,14 @@ class Rows:
                 self.cache.free(row.slot)  # the window restarts from the last tokens, the pending one last
                 row.slot = None
             (feed if row.slot is not None else fill).append(row)
-        logits = {}
-        for row in fill:
+        logits, prompts = {}, {}
+        for row in fill:  # new prompts of one length are prefilled together
             row.slot = self.cache.add()
             ids = row.seq if not row.new else row.seq[-(self.block_size // 2):]
-            logits[id(row)] = self.cache.prefill(row.slot, ids)
+            prompts.setdefault(len(ids), []).append((row, ids))
+        for group in prompts.values():
+            for (row, _), l in zip(group, self.cache.prefill_rows([r.slot for r, _ in group], [i for _, i in group])):
+                logits[id(row)] = l
         if feed:
             for row, l in zip(feed, self.cache.decode([r.slot for r in feed], [r.seq[-1] for r in feed])):
                 logits[id(row)] = l

@@ -1,7 +1,7 @@
 """The engines' KV caches with a length per row (microgpt/engines/kv_cache.py) against the oracle:
 the older generator(), one token per model call per row. float64, logits equal to 1e-10, for the
-seed's architecture and nanochat's, with rows of different lengths prefilled in chunks, decoded
-together, freed in the middle and their slots reused."""
+seed's architecture and nanochat's, with rows of different lengths prefilled in chunks (and two
+at once), decoded together, freed in the middle and their slots reused."""
 
 import random
 
@@ -42,10 +42,14 @@ def test_rows_of_their_own_lengths_equal_token_by_token(engine, arch, monkeypatc
     seqs = [[rng.randrange(11) for _ in range(12)] for _ in range(5)]
     want = [one_by_one(model, s) for s in seqs]
     cache = model.kv_cache()
-    prompt = [1, 7, 4, 1, 2]
+    prompt = [1, 7, 4, 4, 2]
     rows = [cache.add() for _ in seqs]
     for r, n in zip(rows, prompt):
-        assert np.abs(np.asarray(cache.prefill(r, seqs[r][:n])) - want[r][n - 1]).max() <= 1e-10
+        if r != 3:
+            assert np.abs(np.asarray(cache.prefill(r, seqs[r][:n])) - want[r][n - 1]).max() <= 1e-10
+    together = cache.prefill_rows([3, 0], [seqs[3][:4], seqs[0][1:5]])  # two rows, four tokens each, one pass
+    assert all(np.abs(np.asarray(got) - want[r][p]).max() <= 1e-10 for got, r, p in zip(together, (3, 0), (3, 4)))
+    prompt[0] = 5
     fed = dict(zip(rows, prompt))
     cache.free(rows[1])  # a row in the middle goes; a new one takes its slot
     new = cache.add()

@@ -127,7 +127,7 @@ class Gated:
             return run
 
         class G:
-            prefill, decode = staticmethod(gated(cache.prefill)), staticmethod(gated(cache.decode))
+            prefill_rows, decode = staticmethod(gated(cache.prefill_rows)), staticmethod(gated(cache.decode))
 
             def __getattr__(self, name):
                 return getattr(cache, name)

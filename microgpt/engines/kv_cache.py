@@ -3,7 +3,8 @@
 A cache holds rows (slots from `add()`), each with the keys and values of its own positions
 0 .. length - 1. `prefill(row, ids)` appends a row's tokens -- a whole prompt in one forward
 pass in the numpy and torch engines (chunked when long) -- and returns the logits after the
-last one; `decode(rows, tokens)` appends one token to each of several rows, each at its own
+last one; `prefill_rows(rows, ids)` does it for several rows with as many tokens each, in one
+pass, -> logits [len(rows), vocab]; `decode(rows, tokens)` appends one token to each of several rows, each at its own
 position, in one batched forward pass, and returns their logits [len(rows), vocab]; `free(row)`
 gives its slot back (its memory too, once no row is left). The logits of a row do not depend on
 which other rows share the call (up to the floating-point rounding of a batched matmul).
@@ -31,6 +32,9 @@ class Slots:
     def rows(self):
         return len(self.length)
 
+    def prefill(self, row, ids):
+        return self.prefill_rows([row], [ids])[0]
+
 
 class TokenByToken(Slots):
     def __init__(self, model):
@@ -52,10 +56,13 @@ class TokenByToken(Slots):
         self.length[row] += 1
         return logits
 
-    def prefill(self, row, ids):
-        for token in ids:
-            logits = self._feed(row, token)
-        return logits
+    def prefill_rows(self, rows, ids):
+        out = []
+        for row, row_ids in zip(rows, ids):
+            for token in row_ids:
+                logits = self._feed(row, token)
+            out.append(logits)
+        return out
 
     def decode(self, rows, tokens):
         return [self._feed(row, token) for row, token in zip(rows, tokens)]

@@ -88,7 +88,7 @@ def build_app(runs, settings=None):
 
     def scheduler(s):
         """The scheduler of a Served (made at its first request; a reloaded run is a new Served)."""
-        if getattr(s, "scheduler", None) is None:
+        if s.scheduler is None:
             s.scheduler = Scheduler(s, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
         return s.scheduler
 

@@ -48,10 +48,11 @@ class KVCache(Slots):
         if not self.rows:
             self.k = self.v = None  # an idle server holds no cache memory
 
-    def prefill(self, row, ids):
-        for i in range(0, len(ids), CHUNK):
-            logits = self._forward(np.array([row]), np.array([ids[i:i + CHUNK]]))
-        return logits[0]
+    def prefill_rows(self, rows, ids):
+        ids = np.array(ids)  # [R, T]
+        for i in range(0, ids.shape[1], CHUNK):
+            logits = self._forward(np.array(rows), ids[:, i:i + CHUNK])
+        return logits
 
     def decode(self, rows, tokens):
         return self._forward(np.array(rows), np.array(tokens)[:, None])

@@ -51,10 +51,10 @@ class KVCache(Slots):
         if not self.rows:
             self.k = self.v = None
 
-    def prefill(self, row, ids):
-        for i in range(0, len(ids), CHUNK):
-            logits = self._forward([row], [ids[i:i + CHUNK]])
-        return logits[0]
+    def prefill_rows(self, rows, ids):
+        for i in range(0, len(ids[0]), CHUNK):
+            logits = self._forward(rows, [row_ids[i:i + CHUNK] for row_ids in ids])
+        return logits
 
     def decode(self, rows, tokens):
         return self._forward(rows, [[t] for t in tokens])
