@@ -6,7 +6,9 @@ process, the time to the first token, a long prompt's prefill, and transformers'
 
 It trains (a few steps: speed does not depend on quality) two numpy float32 runs in a temporary
 folder: shakespeare-sized (tinyshakespeare, 4 layers, n_embd 128, block_size 512, continuous
-text) and names-sized (names.txt, 4 layers, n_embd 64, block_size 16). For each engine
+text) and names-sized (names.txt, 4 layers, n_embd 64, block_size 16). Every process uses one
+BLAS / torch thread (the 2-core machine is shared: threads that spin for a busy core stall a
+step, bench/bench_threads.py), transformers' generate too. For each engine
 (numpy float32; torch float32 on the CPU, or the GPU where there is one) the server runs as
 `microgpt serve --port 0 --max-batch 32` in its own process; this one is the clients. Greedy
 requests, every token with 5 logprobs, alternating, median of repeats:
@@ -38,6 +40,9 @@ DATA = os.environ.get("MICROGPT_DATA_DIR", os.path.join(ROOT, "..", "shared", "d
 MODELS = {"shakespeare": ["--data", "tinyshakespeare.txt", "--data-mode", "stream", "--n-layer", "4", "--n-embd", "128",
                           "--n-head", "4", "--block-size", "512", "--batch-size", "4"],
           "names": ["--data", "names.txt", "--n-layer", "4", "--n-embd", "64", "--n-head", "4", "--batch-size", "32"]}
+
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def cli(*args):
@@ -108,7 +113,7 @@ def measure(run, engine, args, folder):
     body = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5}
     server = subprocess.Popen([sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine",
                                engine, "--max-batch", str(args.streams)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1"), cwd=ROOT)
+                              env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))).group(1))
 
@@ -178,6 +183,10 @@ def main():
     ap.add_argument("--models", default="shakespeare,names", help="comma-separated (default shakespeare,names)")
     ap.add_argument("--no-hf", action="store_true", help="skip transformers' generate")
     args = ap.parse_args()
+    os.environ.update(ONE_THREAD)
+    if "torch" in args.engines or not args.no_hf:
+        import torch
+        torch.set_num_threads(1)
     tmp = tempfile.mkdtemp()
     for name in args.models.split(","):
         run = train(tmp, name)
