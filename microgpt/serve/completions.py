@@ -71,7 +71,7 @@ class Job:
 
     def ready(self):
         """Whether more tokens have come than were taken (a stream then writes them together)."""
-        return self.ticket is not None and self.ticket.receive.statistics().current_buffer_used > 0
+        return self.ticket is not None and len(self.ticket.events) > 0
 
     async def events(self, scheduler):
         """("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in order; the

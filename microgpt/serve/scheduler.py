@@ -18,10 +18,7 @@ it, the old one finishes the requests it has and stops.
 import asyncio
 import collections
 import contextlib
-import math
 import threading
-
-import anyio
 
 from microgpt.errors import MicroGPTError
 from microgpt.generate import Rows
@@ -33,7 +30,8 @@ class Ticket:
     def __init__(self, scheduler, prompts, rng, options):
         self.scheduler, self.prompts, self.rng, self.options = scheduler, prompts, rng, options
         self.rows, self.error = [], None
-        self.send, self.receive = anyio.create_memory_object_stream(math.inf)
+        # what the scheduler handed over and is not read yet (touched on the event loop only)
+        self.events, self.closed, self.arrived = collections.deque(), False, asyncio.Event()
         self.dropped = set()  # row indices the request ended (no more of their tokens are handed on)
 
     @property
@@ -55,14 +53,16 @@ class Ticket:
 
     async def __anext__(self):
         while True:
-            try:
-                event = await self.receive.receive()
-            except anyio.EndOfStream:
+            while self.events:
+                event = self.events.popleft()
+                if event[0] not in self.dropped:
+                    return event
+            if self.closed:
                 if self.error is not None:
-                    raise self.error from None
-                raise StopAsyncIteration from None
-            if event[0] not in self.dropped:
-                return event
+                    raise self.error
+                raise StopAsyncIteration
+            self.arrived.clear()
+            await self.arrived.wait()
 
 
 class Scheduler:
@@ -136,9 +136,11 @@ class Scheduler:
         """Give a step's tokens and the tickets that ended to their requests, on the event loop."""
         def deliver():
             for (ticket, b), token, logprob, top in events:
-                ticket.send.send_nowait((b, token, logprob, top))
+                ticket.events.append((b, token, logprob, top))
+                ticket.arrived.set()
             for ticket in closed:
-                ticket.send.close()
+                ticket.closed = True
+                ticket.arrived.set()
         if events or closed:
             with contextlib.suppress(RuntimeError):  # (the event loop closed: the server has stopped)
                 self.loop.call_soon_threadsafe(deliver)
