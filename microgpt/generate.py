@@ -15,7 +15,7 @@ tokens, so text can run past the model's window.
 """
 
 from microgpt.errors import MicroGPTError
-from microgpt.sampling import choose, choose_rows, pick, probs_from_logits  # noqa: F401 (pick: the policy's name)
+from microgpt.sampling import choose, choose_rows, pick  # noqa: F401 (pick: callers import the policy from here)
 
 
 class Row:

@@ -1,8 +1,9 @@
 """The torch engine's KV cache: rows of their own lengths, prefilled in one pass, decoded together
 (the contract: microgpt/engines/kv_cache.py).
 
-Each layer keeps keys and values in tensors [capacity, block_size, C] on the model's device; row
-r's first length[r] positions are filled. The forward pass is model.GPT's, with the same
+Each layer keeps keys and values in tensors [capacity, n_head, block_size, head_dim] on the
+model's device (attention reads a row's heads as they lie); row r's first length[r] positions
+are filled. The forward pass is model.GPT's, with the same
 parameters and pieces (rmsnorm, rotate), except what depends on each row's position: the
 positions (wpe rows or rotary angles, gathered per token) and the attention mask (a query at
 position p sees the keys 0 .. p of its own row) -- GPT.forward's is_causal assumes one shared
@@ -22,7 +23,7 @@ class KVCache(Slots):
     def __init__(self, model):
         super().__init__()
         self.model, self.config = model, model.config
-        self.k = self.v = None  # per layer [capacity, block_size, C]
+        self.k = self.v = None  # per layer [capacity, n_head, block_size, head_dim]
 
     @property
     def capacity(self):
@@ -37,7 +38,7 @@ class KVCache(Slots):
         if row >= self.capacity:
             m, c, cap = self.model, self.config, max(4, 2 * self.capacity)
             dtype = m.autocast_dtype or m.dtype
-            new = lambda: [torch.zeros(cap, c.block_size, c.n_embd, dtype=dtype, device=m.device)
+            new = lambda: [torch.zeros(cap, c.n_head, c.block_size, c.head_dim, dtype=dtype, device=m.device)
                            for _ in range(c.n_layer)]
             k, v = new(), new()
             for old, grown in ((self.k or [], k), (self.v or [], v)):
@@ -65,7 +66,7 @@ class KVCache(Slots):
         m = self.model
         dev = m.device
         with m._autocast():
-            logits = self._logits(torch.tensor(rows, device=dev), torch.tensor(ids, dtype=torch.long, device=dev))
+            logits = self._logits(list(rows), torch.tensor(ids, dtype=torch.long, device=dev))
         for r in rows:
             self.length[r] += len(ids[0])
         return logits.to("cpu", torch.float64).numpy()
@@ -73,13 +74,14 @@ class KVCache(Slots):
     def _logits(self, rows, idx):
         net, c = self.model.module, self.config
         R, T = idx.shape
-        start = torch.tensor([self.length[int(r)] for r in rows], device=idx.device)
-        if int(start.max()) + T > c.block_size:
+        start = [self.length[r] for r in rows]
+        if max(start) + T > c.block_size:
             raise ValueError(f"a row of the KV cache would pass block_size {c.block_size}")
-        pos = start[:, None] + torch.arange(T, device=idx.device)  # [R, T]
-        Tk = int(pos.max()) + 1
-        lo, hi = int(rows[0]), int(rows[-1]) + 1
-        packed = hi - lo == R and bool((rows.diff() == 1).all()) if R > 1 else True
+        Tk = max(start) + T
+        pos = torch.tensor(start, device=idx.device)[:, None] + torch.arange(T, device=idx.device)  # [R, T]
+        lo, hi = rows[0], rows[-1] + 1
+        packed = rows == list(range(lo, hi))  # rows lo, lo+1, ...: the cache is sliced, not gathered
+        rows = torch.tensor(rows, device=idx.device)
         x = F.embedding(idx, net.wte)
         rope = None
         if c.pos == "learned":
@@ -99,10 +101,10 @@ class KVCache(Slots):
             if block.qk_norm:
                 q, k = rmsnorm(q), rmsnorm(k)
             K, V = self.k[li], self.v[li]
-            K[rows[:, None], pos] = k.transpose(1, 2).reshape(R, T, C).to(K.dtype)
-            V[rows[:, None], pos] = v.to(V.dtype)
-            keys, values = ((a[lo:hi, :Tk] if packed else a[rows, :Tk]) for a in (K, V))
-            y = F.scaled_dot_product_attention(q, heads(keys).to(q.dtype), heads(values).to(q.dtype), attn_mask=seen)
+            K[rows[:, None], :, pos] = k.transpose(1, 2).to(K.dtype)  # (the indexed axes first: [R, T, H, hd])
+            V[rows[:, None], :, pos] = v.view(R, T, H, C // H).to(V.dtype)
+            keys, values = ((a[lo:hi, :, :Tk] if packed else a[rows, :, :Tk]) for a in (K, V))
+            y = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=seen)
             x = x + F.linear(y.transpose(1, 2).reshape(R, T, C), block.attn_wo)
             a = F.relu(F.linear(rmsnorm(x), block.mlp_fc1))
             if block.relu2:
