@@ -3,10 +3,10 @@
     MICROGPT_DATA_DIR=../shared/data python bench/bench_generate.py                 # ~1 minute
     MICROGPT_DATA_DIR=../shared/data python bench/bench_generate.py --out runs/add  # a trained chat run
 
-Evaluation and RL sample many answers at once: sample.generate feeds every row of a batch
-through one model call per position (a KV cache per row). This answers the same prompts both
-ways -- batch 1 (one prompt after another) and batch B -- alternating, median of repeats, and
-prints the ratio. Greedy decoding, so both ways produce the same tokens (checked).
+Evaluation and RL sample many answers at once: generate.generate prefills every row's prompt and
+then feeds all rows one token per model call (a KV-cache row each, at its own position). This
+answers the same prompts both ways -- batch 1 (one prompt after another) and batch B --
+alternating, median of repeats, and prints the ratio. Greedy decoding, so both ways produce the same tokens (checked).
 """
 
 import argparse

@@ -1,20 +1,25 @@
-"""`microgpt serve` under load: what the server costs over generating in process, and what 32 streams
-at once get compared with one.
+"""`microgpt serve` with continuous batching: 32 streams against one, the server against generating in
+process, the time to the first token, a long prompt's prefill, and transformers' `generate`.
 
-    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py                 # ~2 minutes
-    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py --out runs/x    # a run of yours (base model)
+    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py               # ~5 minutes on 2 cores
+    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py --engines numpy --repeats 1
 
-Without --out it trains a small numpy run on continuous text (tinyshakespeare's first 50,000
-characters, 2 layers, n_embd 64, 300 steps) in a temporary folder. The server runs as `microgpt
-serve --port 0` in its own process; this one is the clients. Three ways to make the same greedy
-tokens, alternating, median of repeats:
-  in process   serve's own stepper (generation.Rows) called directly: the engine's speed;
-  1 stream     one streaming /v1/completions request (SSE, every token with 5 logprobs);
-  32 streams   32 such requests at once (the server's default: 8 generating, the rest queued):
-               tokens per second over all of them, and the time to each stream's first token.
-Each request is generated on its own (a batch of one; requests are not batched together), so
-32 streams share the engine's speed rather than multiply it: the server's bounds are about
-fairness and staying up, not throughput.
+It trains (a few steps: speed does not depend on quality) two numpy float32 runs in a temporary
+folder: shakespeare-sized (tinyshakespeare, 4 layers, n_embd 128, block_size 512, continuous
+text) and names-sized (names.txt, 4 layers, n_embd 64, block_size 16). Every process uses one
+BLAS / torch thread (the 2-core machine is shared: threads that spin for a busy core stall a
+step, bench/bench_threads.py), transformers' generate too. For each engine
+(numpy float32; torch float32 on the CPU, or the GPU where there is one) the server runs as
+`microgpt serve --port 0 --max-batch 32` in its own process; this one is the clients. Greedy
+requests, every token with 5 logprobs, alternating, median of repeats:
+  in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
+               ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
+  1 stream     one streaming /v1/completions request;
+  32 streams   32 such requests at once: tokens per second over all, and each one's first token;
+  long prompt  the first token after a 500-token prompt (max_tokens 1), against the old path:
+               the same prompt fed one token per model call (generator().next_logits);
+  HF           transformers' generate on the exported model (`microgpt export`), greedy, batch 1
+               and batch 32, the same number of new tokens, against 1 stream and 32 streams.
 """
 
 import argparse
@@ -32,20 +37,25 @@ import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+DATA = os.environ.get("MICROGPT_DATA_DIR", os.path.join(ROOT, "..", "shared", "data"))
+MODELS = {"shakespeare": ["--data", "tinyshakespeare.txt", "--data-mode", "stream", "--n-layer", "4", "--n-embd", "128",
+                          "--n-head", "4", "--block-size", "512", "--batch-size", "4"],
+          "names": ["--data", "names.txt", "--n-layer", "4", "--n-embd", "64", "--n-head", "4", "--batch-size", "32"]}
 
 
-def small_run(tmp):
-    data_dir = os.environ.get("MICROGPT_DATA_DIR", os.path.join(ROOT, "..", "shared", "data"))
-    with open(os.path.join(data_dir, "tinyshakespeare.txt")) as f:
-        text = f.read()[:50_000]
-    path = os.path.join(tmp, "text.txt")
-    with open(path, "w") as f:
-        f.write(text)
-    out = os.path.join(tmp, "run")
-    subprocess.run([sys.executable, "-m", "microgpt", "train", "--out", out, "--data", path, "--data-mode", "stream",
-                    "--engine", "numpy", "--n-layer", "2", "--n-embd", "64", "--n-head", "4", "--block-size", "64",
-                    "--batch-size", "8", "--steps", "300", "--eval-every", "0", "--quiet", "--num-samples", "0"],
-                   check=True, cwd=ROOT)
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def cli(*args):
+    subprocess.run([sys.executable, "-m", "microgpt", *args], check=True, cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def train(tmp, name):
+    out, args = os.path.join(tmp, name), list(MODELS[name])
+    args[1] = os.path.join(DATA, args[1])
+    cli("train", "--out", out, *args, "--engine", "numpy", "--dtype", "float32", "--steps", "20", "--eval-every", "0",
+        "--quiet", "--num-samples", "0")
     return out
 
 
@@ -59,78 +69,136 @@ def stream(port, body):
     while chunk := r.read1(65536):
         buf += chunk
         *events, buf = buf.split(b"\n\n")
-        for e in events:
-            choices = json.loads(e[6:])["choices"] if e.startswith(b"data: {") else []
-            if choices and choices[0]["logprobs"]:  # a chunk with a token
+        for e in events:  # a chunk with a token has logprobs (found without parsing: the client's time is not
+            if b'"logprobs": {"tokens"' in e:  # the server's, and 32 client threads share this process's GIL)
                 tokens += 1
                 first = first or time.perf_counter() - t0
     conn.close()
     return tokens, first, time.perf_counter() - t0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=None, help="a trained base run (default: a small one trained here)")
-    ap.add_argument("--tokens", type=int, default=100, help="tokens per request (default 100)")
-    ap.add_argument("--streams", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    tmp = tempfile.mkdtemp()
-    run = args.out or small_run(tmp)
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-    server = subprocess.Popen([sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0"],
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+def many(port, body, n):
+    results = [None] * n
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, stream(port, body))) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, time.perf_counter() - t0
+
+
+def hf_rate(folder, ids, new, batch, device):
+    """Tokens per second of transformers' greedy generate, batch rows of the same prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).to(device)
+    x = torch.tensor([ids] * batch, device=device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=new,
+                             min_new_tokens=new, pad_token_id=0)
+    return (out.shape[1] - len(ids)) * batch / (time.perf_counter() - t0)
+
+
+def measure(run, engine, args, folder):
+    from microgpt.generate import Rows
+    from microgpt.serve.runs import open_served
+    served = open_served(run, "bench", engine=engine)
+    tok, bs = served.tokenizer, served.block_size
+    docs = served.mode == "docs"
+    prompt = [tok.BOS] + tok.encode("a") if docs else tok.encode("T")
+    new = min(args.tokens, bs - len(prompt))
+    name = os.path.basename(run)
+    body = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5}
+    server = subprocess.Popen([sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine",
+                               engine, "--max-batch", str(args.streams)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))).group(1))
-        from microgpt.serve.generation import Rows
-        from microgpt.serve.runs import open_served
-        served = open_served(run, "bench")
-        prompt = served.tokenizer.encode(served.tokenizer.decode([served.tokenizer.encode("T")[0]]))
-        name = os.path.basename(os.path.abspath(run).rstrip(os.sep))
-        body = {"model": name, "prompt": "T", "max_tokens": args.tokens, "temperature": 0, "logprobs": 5}
 
-        def in_process():
+        def in_process(n=1):
             t0 = time.perf_counter()
-            rows = Rows(served.model, [prompt], random.Random(0), served.block_size, args.tokens, 0.0,
-                        slide=served.mode == "stream", top_logprobs=5)
-            while not rows.done:
+            rows = Rows(served.model, bs)
+            made = [rows.add(prompt, random.Random(0), new, 0.0, stop=(tok.BOS,) if docs else (), slide=not docs,
+                             logprobs=True, top_logprobs=5) for _ in range(n)]
+            while rows.active:
                 rows.step()
-            return len(rows.new[0]), time.perf_counter() - t0
+            return sum(len(r.new) for r in made) / (time.perf_counter() - t0)
 
-        def many():
-            results = [None] * args.streams
+        long = [random.Random(1).randrange(tok.vocab_size) for _ in range(500)] if bs > 500 else None
+
+        def old_prefill():  # the old path: one model call per prompt token
             t0 = time.perf_counter()
-            threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, stream(port, body)))
-                       for i in range(args.streams)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            return results, time.perf_counter() - t0
+            gen = served.model.generator(1)
+            for p, t in enumerate(long):
+                gen.next_logits([t], p)
+            return time.perf_counter() - t0
 
-        rates = {"in process": [], "1 stream": [], f"{args.streams} streams": []}
-        firsts = []
+        stream(port, body)  # (warm up)
+        rates = {"in process": [], "1 stream": [], "32 streams": [], "32 rows in process": []}
+        firsts, prefill = [], {"old": [], "new": []}
         for _ in range(args.repeats):
-            n, s = in_process()
-            rates["in process"].append(n / s)
+            rates["in process"].append(in_process())
             n, _, s = stream(port, body)
             rates["1 stream"].append(n / s)
-            results, s = many()
-            rates[f"{args.streams} streams"].append(sum(r[0] for r in results) / s)
+            results, s = many(port, body, args.streams)
+            rates["32 streams"].append(sum(r[0] for r in results) / s)
+            rates["32 rows in process"].append(in_process(args.streams))
             firsts += [r[1] for r in results]
+            if long:
+                prefill["old"].append(old_prefill())
+                prefill["new"].append(stream(port, {**body, "prompt": long, "max_tokens": 1})[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
-        print(f"{served.engine} engine, {served.config.n_layer} layers, n_embd {served.config.n_embd}, "
-              f"{args.tokens} tokens a request, median of {args.repeats}")
+        c = served.config
+        print(f"\n{name}: {served.engine} engine ({served.model.description}), {c.n_layer} layers, n_embd {c.n_embd}, "
+              f"block_size {bs}, {new} tokens a request, median of {args.repeats}")
         for k, v in med.items():
-            print(f"  {k:>12}: {v:8.0f} tokens/s")
-        print(f"  server / in process: {med['1 stream'] / med['in process']:.2f}x;  "
-              f"{args.streams} streams / 1 stream: {med[f'{args.streams} streams'] / med['1 stream']:.2f}x")
-        firsts.sort()
-        print(f"  first token of the {args.streams} streams: median {statistics.median(firsts):.3f} s, "
-              f"slowest {firsts[-1]:.3f} s")
+            print(f"  {k:>18}: {v:8.0f} tokens/s")
+        print(f"  {args.streams} streams / 1 stream: {med['32 streams'] / med['1 stream']:.2f}x (target >= 8)")
+        print(f"  1 stream / in process: {med['1 stream'] / med['in process']:.2f}x (target >= 0.9);  "
+              f"{args.streams} streams / {args.streams} rows in process: "
+              f"{med['32 streams'] / med['32 rows in process']:.2f}x")
+        print(f"  first token at {args.streams} streams: median {statistics.median(firsts):.3f} s (target <= 0.3), "
+              f"slowest {max(firsts):.3f} s")
+        if long:
+            old, now = statistics.median(prefill["old"]), statistics.median(prefill["new"])
+            print(f"  500-token prompt, first token: {now:.3f} s, old path {old:.3f} s: {old / now:.1f}x "
+                  f"(target >= 10)")
+        if folder:
+            import torch
+            device = "cuda" if engine == "torch" and torch.cuda.is_available() else "cpu"
+            for b, ours in ((1, med["1 stream"]), (args.streams, med["32 streams"])):
+                theirs = statistics.median(hf_rate(folder, prompt, new, b, device) for _ in range(args.repeats))
+                print(f"  transformers generate, batch {b}: {theirs:8.0f} tokens/s; ours / theirs {ours / theirs:.2f}x "
+                      f"(target >= 1)")
     finally:
         server.terminate()
         server.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=100, help="new tokens per request (default 100)")
+    ap.add_argument("--streams", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--engines", default="numpy,torch", help="comma-separated (default numpy,torch)")
+    ap.add_argument("--models", default="shakespeare,names", help="comma-separated (default shakespeare,names)")
+    ap.add_argument("--no-hf", action="store_true", help="skip transformers' generate")
+    args = ap.parse_args()
+    os.environ.update(ONE_THREAD)
+    if "torch" in args.engines or not args.no_hf:
+        import torch
+        torch.set_num_threads(1)
+    tmp = tempfile.mkdtemp()
+    for name in args.models.split(","):
+        run = train(tmp, name)
+        folder = None
+        if not args.no_hf:
+            folder = os.path.join(tmp, name + "-hf")
+            cli("export", "--out", run, "--to", folder, "--no-eval")
+        for engine in args.engines.split(","):
+            measure(run, engine, args, folder if engine == args.engines.split(",")[0] or engine == "torch" else None)
 
 
 if __name__ == "__main__":

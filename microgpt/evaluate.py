@@ -3,8 +3,8 @@ prompts (many at once), and its accuracy on a task's held-out problems (pass@k).
 
 A chat model answers a conversation rendered with the template (data/chat_template.py): the
 conversation so far, then <|assistant_start|>; it writes its reply and <|assistant_end|>.
-Many prompts are answered at once (generate advances them together, one model call per
-position), which is what evaluation and RL need. A names model (no template) is sampled from
+Many prompts are answered at once (generate advances them together as rows of one batch,
+each prompt prefilled in one pass), which is what evaluation and RL need. A names model (no template) is sampled from
 BOS, as the seed samples.
 """
 

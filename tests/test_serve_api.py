@@ -162,19 +162,27 @@ def test_top_p_and_top_k_of_one_token_are_greedy(server):
         assert r.choices[0].text == greedy
 
 
-def test_stepping_draws_what_generate_draws(server):
-    from microgpt.generate import generate
-    from microgpt.serve.generation import Rows
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_a_row_draws_the_same_alone_or_among_31_others(server, temperature):
+    """Greedy and seeded: each row's tokens equal what generate gives its prompt alone, though it joins a
+    batch that 31 other rows (other prompts, settings and random streams) join and leave at other steps."""
+    from microgpt.generate import Rows, generate
     served = server.runs.get("stream")
     model, vocab = served.model, served.tokenizer.vocab_size
     gen = random.Random(0)
-    for slide, stop, top_k in ((False, (), 0), (True, (), 3), (False, (5, 7), 0), (True, (2,), 2)):
-        prompts = [[gen.randrange(vocab) for _ in range(gen.randint(1, 12))] for _ in range(3)]
-        want = generate(model, prompts, random.Random(1), 16, 25, 0.8, top_k, stop=stop, slide=slide)
-        rows = Rows(model, prompts, random.Random(1), 16, 25, 0.8, top_k, 1.0, stop, slide)
-        while not rows.done:
-            rows.step()
-        assert rows.new == want
+    settings = [dict(slide=gen.random() < 0.5, stop=tuple(gen.sample(range(vocab), gen.randint(0, 2))),
+                     top_k=gen.choice([0, 3]), top_p=gen.choice([1.0, 0.9]), max_new_tokens=gen.randint(1, 30))
+                for _ in range(32)]
+    prompts = [[gen.randrange(vocab) for _ in range(gen.randint(1, 12))] for _ in range(32)]
+    alone = [generate(model, [p], random.Random(i), 16, temperature=temperature, **kw)[0]
+             for i, (p, kw) in enumerate(zip(prompts, settings))]
+    rows, made, joins = Rows(model, 16), [], sorted(gen.randrange(20) for _ in range(32))
+    for step in range(200):
+        while len(made) < 32 and joins[len(made)] <= step:
+            i = len(made)
+            made.append(rows.add(prompts[i], random.Random(i), temperature=temperature, **settings[i]))
+        rows.step()
+    assert not rows.active and [r.new for r in made] == alone and rows.cache.nbytes == 0
 
 
 def test_text_holds_back_what_may_become_a_stop_string():

@@ -100,7 +100,8 @@ class Meter:
 
 
 class Gated:
-    """A model whose every next_logits call waits for a permit of its meter, and is counted."""
+    """A model whose every KV-cache call (a prefill or a batched decode) waits for a permit of its meter,
+    and is counted."""
 
     def __init__(self, model, meter):
         self.model, self.meter = model, meter
@@ -108,21 +109,28 @@ class Gated:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def generator(self, batch_size=1):
-        gen, m = self.model.generator(batch_size), self.meter
+    def kv_cache(self):
+        cache, m = self.model.kv_cache(), self.meter
 
-        class G:
-            def next_logits(self, tokens, pos):
+        def gated(call):
+            def run(*args):
                 m.permits.acquire()
                 with m.lock:
                     m.calls += 1
                     m.busy += 1
                     m.most = max(m.most, m.busy)
                 try:
-                    return gen.next_logits(tokens, pos)
+                    return call(*args)
                 finally:
                     with m.lock:
                         m.busy -= 1
+            return run
+
+        class G:
+            prefill_rows, decode = staticmethod(gated(cache.prefill_rows)), staticmethod(gated(cache.decode))
+
+            def __getattr__(self, name):
+                return getattr(cache, name)
         return G()
 
 
@@ -264,3 +272,26 @@ def test_reload_serves_each_new_checkpoint_whole(serve_runs, tmp_path):
     finally:
         fixed.close()
         live.close()
+
+
+def test_a_burst_of_cancelled_streams_leaves_no_row_and_no_cache(serve_runs):
+    """20 streams start, each reads its first token and goes away: the scheduler's rows, the KV-cache
+    memory and the slots all return to idle, and the server goes on answering."""
+    from microgpt.serve.app import Settings
+    s = LiveServer([serve_runs["stream"]], Settings(max_active=32))
+    try:
+        body = {"model": "stream", "prompt": "the", "max_tokens": 2000, "temperature": 0.9}
+        conns = [open_stream(s, body) for _ in range(20)]
+        for conn in conns:
+            r = conn.getresponse()
+            assert r.status == 200 and b"data: {" in r.read1(4096)  # the role chunk or a first token
+        sched = s.runs.get("stream").scheduler
+        assert sched.active > 0 and sched.cache_bytes > 0
+        for conn in conns:
+            conn.sock.shutdown(2)
+            conn.close()
+        wait_for(lambda: (sched.active, sched.cache_bytes, s.slots.active) == (0, 0, 0), "every row gone")
+        assert not sched.running and not sched.waiting and not sched.live
+        assert s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 1})[0] == 200
+    finally:
+        s.close()

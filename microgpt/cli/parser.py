@@ -5,10 +5,10 @@ command changes exactly the fields given: the defaults (the seed's run), or a re
 """
 
 import argparse
-import os
 import sys
 
 from microgpt.cli.data import add_parser as data_parser
+from microgpt.cli.ecosystem import serve_args
 from microgpt.config import expand_arch
 from microgpt.tasks.base import FIT_BLOCK, MULTI_TURN
 
@@ -285,16 +285,7 @@ def build_parser(version):
     im.add_argument("--out", required=True, metavar="RUN", help="run directory to make")
     im.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
-    sv = sub.add_parser("serve", help="an OpenAI-compatible API and a page to watch the model think (microgpt[serve])")
-    sv.add_argument("--out", action="append", required=True, metavar="RUN",
-                    help="a run directory (repeat to serve several)")
-    sv.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
-                    help="address to listen on (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000, metavar="N", help="port (default 8000; 0: any free one)")
-    sv.add_argument("--api-key", default=os.environ.get("MICROGPT_API_KEY"), metavar="KEY",
-                    help="require 'Authorization: Bearer KEY' (default: $MICROGPT_API_KEY; none: no key)")
-    sv.add_argument("--reload", action="store_true", help="serve each new checkpoint a running train writes")
-    sv.add_argument("--engine", default=None, metavar="NAME",
-                    help="python | numpy | torch (default: the engine that trained it)")
+    serve_args(sub.add_parser("serve", help="an OpenAI-compatible API and a page to watch the model think "
+                              "(microgpt[serve])"))
     data_parser(sub, Parser)
     return parser

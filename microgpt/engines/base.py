@@ -71,6 +71,12 @@ class Model:
         layer keeps the keys and values of earlier positions (the KV cache)."""
         raise NotImplementedError
 
+    def kv_cache(self):
+        """A cache of rows, each at its own length (microgpt/engines/kv_cache.py's contract): this
+        default feeds one token per model call through generator(), row by row."""
+        from microgpt.engines.kv_cache import TokenByToken
+        return TokenByToken(self)
+
     # -- several processes
     @classmethod
     def setup_distributed(cls, options):

@@ -2,6 +2,7 @@
 the model think (tokens with their probabilities, the alternatives, attention, the training).
 
     microgpt serve --out runs/names [--out runs/chat] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--reload]
+                   [--max-batch 32] [--max-cache-mb 1024]
 
 Why Starlette + uvicorn, not FastAPI: the API is six routes whose bodies we check by hand
 anyway, to give OpenAI's error body with our one-line messages and to refuse what a tiny model
@@ -11,10 +12,11 @@ Starlette (pure Python, on anyio) is the ASGI toolkit FastAPI itself is built on
 the usual server for it: `pip install 'microgpt[serve]'`.
 
 Layout: runs.py opens the runs (the one call into the run API) and reloads them; schema.py checks
-requests; generation.py steps the model one token at a time (sample.py's policy); completions.py
-turns a request into choices and OpenAI's responses and stream chunks; inside.py computes what the
-page shows beside the text; page.py + page.html are the page; app.py wires the routes, the
-limits and the errors.
+requests; scheduler.py steps every request's rows in one batch (microgpt.generate.Rows:
+continuous batching); generation.py turns a row's tokens into text; completions.py turns a
+request into choices and OpenAI's responses and stream chunks, events.py streams them;
+inside.py computes what the page shows beside the text; page.py + page.html are the page;
+app.py wires the routes, the limits and the errors.
 """
 
 import sys
@@ -49,7 +51,8 @@ def bind(host, port):
     return sock
 
 
-def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=None, settings=None):
+def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=None, settings=None, max_batch=32,
+          max_cache_mb=1024):
     """Open the runs in `outs`, then serve them until Ctrl-C."""
     require_extra()
     if not 0 <= port <= 65535:
@@ -61,6 +64,7 @@ def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=
     runs = Runs(outs, engine=engine, reload=reload, log=lambda m: print(m, file=sys.stderr, flush=True))
     settings = settings or Settings()
     settings.api_key, settings.host = api_key, host
+    settings.max_batch, settings.max_cache_mb = max_batch, max_cache_mb
     app = build_app(runs, settings)
     sock = bind(host, port)
     port = sock.getsockname()[1]

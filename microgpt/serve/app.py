@@ -9,15 +9,16 @@
     GET  /api/metrics           a run's metrics.jsonl rows from a given one on (the page polls it)
 
 Every error is OpenAI's JSON body with its 4xx (5xx only for a fault of ours), and the server
-goes on serving. Generation is bounded: at most `max_active` requests generate at once (each
-model call runs in a worker thread, so the event loop keeps answering), at most `max_waiting`
-more wait for a turn, and beyond that a request is refused at once (429). A request's slot is
-given back when its generation ends, fails, or its client goes away -- checked between model
-calls, so a closed connection stops the work within one token.
+goes on serving. Generation is continuous batching (scheduler.py: one loop per model, in a
+thread of its own, steps every active row at once; the event loop only queues and streams). It is
+bounded: at most `max_active` requests are being served at once (their rows in the batch, up
+to `max_batch` rows and `max_cache_mb` of KV cache, the rest queued in arrival order), at most
+`max_waiting` more wait for a turn, and beyond that a request is refused at once (429). A
+request's slot is given back when its generation ends, fails, or its client goes away -- its
+rows leave the batch before the next step, so a closed connection stops the work within one token.
 """
 
 import hmac
-import json
 import random
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from starlette.routing import Route
 from microgpt.errors import MicroGPTError
 from microgpt.serve import schema
 from microgpt.serve.completions import Answer, Job
+from microgpt.serve.events import EventStream, model_error, watching
 from microgpt.serve.page import page_response
+from microgpt.serve.scheduler import Scheduler
 from microgpt.serve.schema import APIError, Limits, bad
 
 
@@ -39,8 +42,10 @@ from microgpt.serve.schema import APIError, Limits, bad
 class Settings:
     api_key: str = None
     host: str = "127.0.0.1"  # the address listened on (on a loopback one, requests must name it)
-    max_active: int = 8      # requests generating at once
+    max_active: int = 32     # requests being served at once
     max_waiting: int = 64    # requests waiting for a turn; more are refused (429)
+    max_batch: int = 32      # rows stepped together per model (a request's n choices of a chat are n rows)
+    max_cache_mb: float = 1024  # KV-cache memory per model (rows x 2 x n_layer x block_size x n_embd x 8 bytes)
     limits: Limits = field(default_factory=Limits)
     reload_every: float = 1.0  # seconds between looks at the checkpoints (with reload)
 
@@ -74,81 +79,18 @@ def error_response(e):
     return JSONResponse(e.body(), status_code=e.status)
 
 
-def model_error(e):
-    """A MicroGPTError while answering (weights that give NaN, numpy missing for attention)."""
-    return APIError(422, str(e), code="model_error")
-
-
-def sse(obj):
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-
-async def watching(receive, work):
-    """Run `work()` until it ends or the client disconnects (then it is cancelled): -> its result or None."""
-    result = error = None
-    async with anyio.create_task_group() as tg:
-        async def watch():
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            tg.cancel_scope.cancel()
-
-        async def run():
-            nonlocal result, error
-            try:
-                result = await work()
-            except Exception as e:  # raised as itself below, not wrapped in an exception group
-                error = e
-            finally:
-                tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        tg.start_soon(run)
-    if error is not None:
-        raise error
-    return result
-
-
-class EventStream:
-    """A server-sent-event response of a job; gives its slot back however it ends."""
-
-    def __init__(self, job, slots, limiter):
-        self.job, self.slots, self.limiter = job, slots, limiter
-
-    async def __call__(self, scope, receive, send):
-        answer = Answer(self.job)
-
-        async def stream():
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
-                                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
-            events = self.job.events(self.limiter)
-            tail = b""
-            try:
-                async for event in events:
-                    for chunk in answer.add(event):
-                        await send({"type": "http.response.body", "more_body": True, "body": sse(chunk)})
-                if self.job.s.include_usage:
-                    tail = sse(answer.usage_chunk())
-            except MicroGPTError as e:  # the status is sent already: the error goes in the stream, as OpenAI's do
-                tail = sse(model_error(e).body())
-            finally:
-                await events.aclose()
-            await send({"type": "http.response.body", "body": tail + b"data: [DONE]\n\n", "more_body": False})
-
-        try:
-            await watching(receive, stream)
-        except OSError:  # the client went away while we wrote
-            pass
-        finally:
-            self.slots.release()
-
-
 def build_app(runs, settings=None):
     """The Starlette app serving `runs` (a runs.Runs)."""
     settings = settings or Settings()
     loopback = is_loopback(settings.host)
     slots = Slots(settings.max_active, settings.max_waiting)
-    limiter = anyio.CapacityLimiter(settings.max_active)
+    limiter = anyio.CapacityLimiter(settings.max_active)  # worker threads for the page's attention maps
+
+    def scheduler(s):
+        """The scheduler of a Served (made at its first request; a reloaded run is a new Served)."""
+        if s.scheduler is None:
+            s.scheduler = Scheduler(s, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
+        return s.scheduler
 
     def served(name):
         if not isinstance(name, str) or not name:
@@ -199,12 +141,12 @@ def build_app(runs, settings=None):
         job = Job(served(req.model), req, settings.limits)
         await slots.acquire()
         if req.sampling.stream:
-            return EventStream(job, slots, limiter)
+            return EventStream(job, slots, scheduler(job.served))
         try:
             answer = Answer(job)
 
             async def collect():
-                async for event in job.events(limiter):
+                async for event in job.events(scheduler(job.served)):
                     answer.add(event)
                 return answer.response()
             body = await watching(request.receive, collect)

@@ -17,10 +17,8 @@ import random
 import time
 import uuid
 
-import anyio
-
 from microgpt.errors import MicroGPTError
-from microgpt.serve.generation import Rows, Text
+from microgpt.serve.generation import Text
 from microgpt.serve.runs import default_stream_prompt
 from microgpt.serve.schema import bad
 
@@ -59,35 +57,43 @@ class Job:
         self.prompt_tokens = sum(map(len, contexts))
         self.prompt_chars = [len(tok.decode(c)) for c in contexts for _ in range(s.n)]
         self.rng = random.Random(s.seed) if s.seed is not None else random.Random()
-        make = lambda rows: Rows(served.model, rows, self.rng, bs, max_new, s.temperature, s.top_k, s.top_p,
-                                 self.stop_ids, slide, s.top_logprobs)
-        # (choice indices, a maker of their Rows): chat draws its n rows together, completions one by one
+        self.options = dict(max_new_tokens=max_new, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                            stop=self.stop_ids, slide=slide, logprobs=s.logprobs, top_logprobs=s.top_logprobs)
+        # (choice indices, their prompts): chat draws its n rows together, completions one by one
         if self.chat:
-            self.groups = [(list(range(s.n)), lambda: make(contexts * s.n))]
+            self.groups = [(list(range(s.n)), contexts * s.n)]
         else:
-            self.groups = [([i * s.n + j], lambda c=c: make([c])) for i, c in enumerate(contexts) for j in range(s.n)]
+            self.groups = [([i * s.n + j], [c]) for i, c in enumerate(contexts) for j in range(s.n)]
         self.texts = [Text(tok, s.stop) for _ in range(len(contexts) * s.n)]
-        self.completion_tokens = 0
+        self.completion_tokens, self.ticket = 0, None
         self.id = ("chatcmpl-" if self.chat else "cmpl-") + uuid.uuid4().hex[:24]
         self.created = int(time.time())
 
-    async def events(self, limiter=None):
-        """("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in order."""
-        for indices, make in self.groups:
-            rows = make()
-            while not rows.done:
-                for b, token, logprob, top in await anyio.to_thread.run_sync(rows.step, limiter=limiter):
+    def ready(self):
+        """Whether more tokens have come than were taken (a stream then writes them together)."""
+        return self.ticket is not None and len(self.ticket.events) > 0
+
+    async def events(self, scheduler):
+        """("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in order; the
+        rows are stepped by `scheduler` (serve/scheduler.py) among every other request's."""
+        for indices, prompts in self.groups:
+            self.ticket = ticket = scheduler.submit(prompts, self.rng, **self.options)
+            try:
+                async for b, token, logprob, top in ticket:
                     text = self.texts[indices[b]]
                     self.completion_tokens += 1
                     piece = text.add(token)
                     if text.stopped:
-                        rows.end(b, "stop")
+                        ticket.end(b, "stop")
                     yield ("token", indices[b], piece, token, logprob, top)
+            finally:
+                if None in ticket.finish:  # the client gone: its rows end before the next step
+                    ticket.cancel()
             for b, i in enumerate(indices):
                 rest = self.texts[i].close()
                 if rest:
                     yield ("token", i, rest, None, None, None)
-                yield ("finish", i, rows.finish[b] or "length")
+                yield ("finish", i, ticket.finish[b] or "length")
 
 
 def chat_prompt(tok, messages):

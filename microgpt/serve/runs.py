@@ -39,8 +39,8 @@ def signature(path):
 
 
 class Served:
-    """One run as the server sees it. Immutable once made: a reload makes a new one, and a request
-    keeps the one it started with."""
+    """One run as the server sees it. Immutable once made (but for its scheduler): a reload makes a
+    new one, and a request keeps the one it started with."""
 
     def __init__(self, name, path, model, tokenizer, config, mode, step, engine, signature):
         self.name, self.path, self.model, self.tokenizer, self.config = name, path, model, tokenizer, config
@@ -49,6 +49,7 @@ class Served:
         self.block_size = config.block_size
         self.created = int(time.time())
         self._attention_model, self._lock = None, threading.Lock()
+        self.scheduler = None  # the loop that steps this model's requests (serve/scheduler.py), made when first asked
 
     def attention_model(self):
         """A float64 numpy-engine model of the same weights (the pictures' attention maps)."""

@@ -4,6 +4,7 @@ import numpy as np
 
 from microgpt.batching import pad_batch
 from microgpt.engines import base, dtype_name
+from microgpt.engines.numpy_engine.kv_cache import KVCache
 from microgpt.engines.numpy_engine.memory import keep_freed_memory
 from microgpt.engines.numpy_engine.model import gpt, loss
 from microgpt.engines.numpy_engine.muon import MuonAdamW
@@ -102,6 +103,9 @@ class Model(base.Model):
 
     def generator(self, batch_size=1):
         return Generator(self, batch_size)
+
+    def kv_cache(self):
+        return KVCache(self)
 
 
 class Generator:

@@ -20,6 +20,7 @@ from microgpt.engines.muon import is_muon_param, muon_lr
 from microgpt.engines.torch_engine import distributed
 from microgpt.engines.torch_engine.device import resolve_device, resolve_dtype
 from microgpt.engines.torch_engine.distributed import all_reduce_sum, is_distributed, world_size
+from microgpt.engines.torch_engine.kv_cache import KVCache
 from microgpt.engines.torch_engine.model import GPT, IGNORE, token_losses
 from microgpt.engines.torch_engine.muon import muon_step
 
@@ -169,6 +170,9 @@ class Model(base.Model):
 
     def generator(self, batch_size=1):
         return Generator(self)
+
+    def kv_cache(self):
+        return KVCache(self)
 
     @classmethod
     def setup_distributed(cls, options):

@@ -1,0 +1,68 @@
+"""KV caches with a length per row: what continuous batching asks of an engine.
+
+A cache holds rows (slots from `add()`), each with the keys and values of its own positions
+0 .. length - 1. `prefill(row, ids)` appends a row's tokens -- a whole prompt in one forward
+pass in the numpy and torch engines (chunked when long) -- and returns the logits after the
+last one; `prefill_rows(rows, ids)` does it for several rows with as many tokens each, in one
+pass, -> logits [len(rows), vocab]; `decode(rows, tokens)` appends one token to each of several rows, each at its own
+position, in one batched forward pass, and returns their logits [len(rows), vocab]; `free(row)`
+gives its slot back (its memory too, once no row is left). The logits of a row do not depend on
+which other rows share the call (up to the floating-point rounding of a batched matmul).
+
+`TokenByToken` is the contract over the older `generator()` (one token per model call, every
+row on its own): the python engine's path, where a Value graph per token is the point.
+"""
+
+
+class Slots:
+    """Row ids 0, 1, ... handed out lowest first, so live rows stay packed at the front."""
+
+    def __init__(self):
+        self.length = {}  # row -> its number of cached positions
+
+    def add(self):
+        row = next(i for i in range(len(self.length) + 1) if i not in self.length)
+        self.length[row] = 0
+        return row
+
+    def free(self, row):
+        del self.length[row]
+
+    @property
+    def rows(self):
+        return len(self.length)
+
+    def prefill(self, row, ids):
+        return self.prefill_rows([row], [ids])[0]
+
+
+class TokenByToken(Slots):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.gens = model, {}
+        self.nbytes = 0  # (the graphs' memory is the Values': not counted)
+
+    def add(self):
+        row = super().add()
+        self.gens[row] = self.model.generator(1)
+        return row
+
+    def free(self, row):
+        super().free(row)
+        del self.gens[row]
+
+    def _feed(self, row, token):
+        logits = self.gens[row].next_logits([token], self.length[row])[0]
+        self.length[row] += 1
+        return logits
+
+    def prefill_rows(self, rows, ids):
+        out = []
+        for row, row_ids in zip(rows, ids):
+            for token in row_ids:
+                logits = self._feed(row, token)
+            out.append(logits)
+        return out
+
+    def decode(self, rows, tokens):
+        return [self._feed(row, token) for row, token in zip(rows, tokens)]

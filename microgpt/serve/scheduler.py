@@ -1,0 +1,183 @@
+"""Continuous batching: one loop per served model runs every active row in one batched step.
+
+The HTTP side only queues (`submit`) and reads what comes back; the loop, in a thread of its own,
+owns the model's `generate.Rows`. Between two steps it ends the rows whose requests asked it to
+(a stop string, a client gone), admits waiting requests in arrival order while their rows fit
+(at most max_batch rows, and at most max_cache_bytes of KV cache: each row holds 2 x n_layer x
+block_size x n_embd numbers), then runs one step -- a prefill for each new row, one decode for
+all others, one draw per row -- and hands each token to its request on the event loop, without
+waiting for it: the next step starts at once, and a model call that blocks never blocks the
+server. A request's rows join together and draw from its own random stream, so what it gets
+does not depend on who else is served. A row's cache memory is given back the moment the row
+ends; the thread stops when nothing is left and starts again with the next request.
+
+A `Served` of a reloaded checkpoint is a new object with its own scheduler: new requests go to
+it, the old one finishes the requests it has and stops.
+"""
+
+import asyncio
+import collections
+import contextlib
+import threading
+
+from microgpt.errors import MicroGPTError
+from microgpt.generate import Rows
+
+
+class Ticket:
+    """One group of rows of a request: iterate it for (row index, token, logprob, top); then finish[b]."""
+
+    def __init__(self, scheduler, prompts, rng, options):
+        self.scheduler, self.prompts, self.rng, self.options = scheduler, prompts, rng, options
+        self.rows, self.error = [], None
+        # what the scheduler handed over and is not read yet (touched on the event loop only)
+        self.events, self.closed, self.arrived = collections.deque(), False, asyncio.Event()
+        self.dropped = set()  # row indices the request ended (no more of their tokens are handed on)
+
+    @property
+    def finish(self):
+        return [r.finish for r in self.rows] if self.rows else [None] * len(self.prompts)
+
+    def end(self, b, reason):
+        """End row b before the next step (a stop string completed)."""
+        self.dropped.add(b)
+        self.scheduler.ask_end(self, b, reason)
+
+    def cancel(self):
+        """The request is gone: its rows end (or it leaves the queue) before the next step."""
+        self.dropped.update(range(len(self.prompts)))
+        self.scheduler.ask_end(self, None, "cancelled")
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while True:
+            while self.events:
+                event = self.events.popleft()
+                if event[0] not in self.dropped:
+                    return event
+            if self.closed:
+                if self.error is not None:
+                    raise self.error
+                raise StopAsyncIteration
+            self.arrived.clear()
+            await self.arrived.wait()
+
+
+class Scheduler:
+    def __init__(self, served, max_batch=32, max_cache_bytes=1 << 30):
+        self.served = served
+        c = served.config
+        self.row_bytes = 2 * c.n_layer * c.block_size * c.n_embd * 8  # (float64; float32 holds half)
+        self.max_rows = max(1, min(max_batch, max_cache_bytes // self.row_bytes))
+        self.rows, self.loop = None, None
+        self.lock = threading.Lock()  # guards waiting, ends and running (the event loop's side and the thread's)
+        self.waiting, self.ends, self.live = collections.deque(), [], []
+        self.running, self.steps = False, 0
+
+    @property
+    def active(self):
+        return len(self.rows.active) if self.rows else 0
+
+    @property
+    def cache_bytes(self):
+        return self.rows.cache.nbytes if self.rows else 0
+
+    def submit(self, prompts, rng, **options):
+        """Queue a group of rows (prompts continued together from one rng): -> its Ticket. (On the event loop.)"""
+        ticket = Ticket(self, prompts, rng, options)
+        with self.lock:
+            self.loop = asyncio.get_running_loop()
+            self.waiting.append(ticket)
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name=f"scheduler {self.served.name}", daemon=True).start()
+        return ticket
+
+    def ask_end(self, ticket, b, reason):
+        with self.lock:
+            self.ends.append((ticket, b, reason))
+
+    def _run(self):
+        closed = []
+        try:
+            while True:
+                with self.lock:
+                    closed += self._end_rows()
+                    closed += self._admit()
+                    if not self.live:  # (an idle scheduler admits every waiting group: nothing waits)
+                        self.running, self.ends = False, []
+                        self._hand_over([], closed)
+                        return
+                try:
+                    out = self.rows.step()
+                except MicroGPTError as e:  # (NaN weights): every request in the batch hears it
+                    for t in self.live:
+                        t.error = e
+                        for r in t.rows:
+                            self.rows.end(r, "error")
+                    out = []
+                self.steps += 1
+                closed += self._finished()
+                self._hand_over([(row.tag, token, logprob, top) for row, token, logprob, top in out], closed)
+                closed = []
+        except BaseException as e:  # (a fault of ours: no request is left waiting for ever)
+            with self.lock:
+                self.running = False
+                left = self.live + list(self.waiting)
+                self.live, self.waiting = [], collections.deque()
+            for t in left:
+                t.error = t.error or MicroGPTError(f"generation failed ({type(e).__name__}: {e})")
+            self._hand_over([], closed + left)
+            raise
+
+    def _hand_over(self, events, closed):
+        """Give a step's tokens and the tickets that ended to their requests, on the event loop."""
+        def deliver():
+            for (ticket, b), token, logprob, top in events:
+                ticket.events.append((b, token, logprob, top))
+                ticket.arrived.set()
+            for ticket in closed:
+                ticket.closed = True
+                ticket.arrived.set()
+        if events or closed:
+            with contextlib.suppress(RuntimeError):  # (the event loop closed: the server has stopped)
+                self.loop.call_soon_threadsafe(deliver)
+
+    def _end_rows(self):
+        ends, self.ends, closed = self.ends, [], []
+        for ticket, b, reason in ends:
+            if ticket in self.waiting:
+                self.waiting.remove(ticket)
+                closed.append(ticket)
+            for i, row in enumerate(ticket.rows):
+                if b is None or i == b:
+                    self.rows.end(row, reason)
+        return closed + self._finished()
+
+    def _admit(self):
+        """Waiting groups join in arrival order while their rows fit (a group larger than the bound runs alone)."""
+        closed = []
+        while self.waiting:
+            ticket = self.waiting[0]
+            if self.live and self.active + len(ticket.prompts) > self.max_rows:
+                break
+            if self.rows is None or (not self.live and self.rows.model is not self.served.model):
+                self.rows = Rows(self.served.model, self.served.block_size)  # (a model swapped in while idle)
+            self.waiting.popleft()
+            try:
+                ticket.rows = [self.rows.add(p, ticket.rng, tag=(ticket, b), **ticket.options)
+                               for b, p in enumerate(ticket.prompts)]
+            except MicroGPTError as e:
+                ticket.error = e
+                closed.append(ticket)
+                continue
+            self.live.append(ticket)
+        return closed + self._finished()
+
+    def _finished(self):
+        done = [t for t in self.live if all(r.finish is not None for r in t.rows)]
+        for t in done:
+            self.live.remove(t)
+        return done
