@@ -293,3 +293,24 @@ def test_bad_sources_are_one_line_with_nothing_a_run_could_read(tmp_path, conten
     err = [line for line in p.stderr.splitlines() if line.startswith("error")]
     assert p.returncode == 2 and len(err) == 1 and expected in err[0] and str(src) in err[0], p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "c" / "manifest.json").exists()
+
+
+def test_jsonl_gz_zst_and_parquet_decode_back_exactly(tmp_path):
+    """Every format through prepare (2 workers, BPE by tiktoken): the shards hold exactly the documents."""
+    import gzip
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    zstd = pytest.importorskip("zstandard")
+    rng = random.Random(5)
+    docs = {name: [" ".join(rng.choice(UNICODE + ["the king", "a b c"]) for _ in range(rng.randint(1, 40)))
+                   for _ in range(150)] for name in ("a", "b", "c")}
+    lines = lambda ds: "".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(ds)).encode()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.jsonl.gz").write_bytes(gzip.compress(lines(docs["a"])))
+    (tmp_path / "src" / "b.jsonl.zst").write_bytes(zstd.ZstdCompressor().compress(lines(docs["b"])))
+    table = pa.table({"text": docs["c"], "id": [str(i) for i in range(150)], "language": ["en"] * 150})
+    pq.write_table(table, tmp_path / "src" / "c.parquet", row_group_size=40)
+    m = prep([tmp_path / "src"], tmp_path / "c", workers=2, tokenizer="bpe", vocab_size=300)
+    corpus = PreparedCorpus(str(tmp_path / "c"))
+    assert sorted(all_docs(corpus, "train") + all_docs(corpus, "val")) == sorted(d for ds in docs.values() for d in ds)
+    assert [s["documents"] for s in m["sources"]] == [150, 150, 150]
