@@ -13,6 +13,8 @@ which other rows share the call (up to the floating-point rounding of a batched 
 row on its own): the python engine's path, where a Value graph per token is the point.
 """
 
+CHUNK = 256  # a long prompt is prefilled this many tokens per forward pass (bounds the scores' memory)
+
 
 class Slots:
     """Row ids 0, 1, ... handed out lowest first, so live rows stay packed at the front."""
@@ -34,6 +36,37 @@ class Slots:
 
     def prefill(self, row, ids):
         return self.prefill_rows([row], [ids])[0]
+
+
+class ArrayCache(Slots):
+    """The array engines' cache: per layer, keys and values in one array of `capacity` rows, made when a
+    row first needs room, doubled (the filled rows copied over) when full, dropped when the last row
+    leaves (an idle server holds no cache memory). An engine gives `_zeros(capacity)`: one layer's array."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.k = self.v = None
+
+    @property
+    def capacity(self):
+        return 0 if self.k is None else self.k[0].shape[0]
+
+    def add(self):
+        row = super().add()
+        if row >= self.capacity:
+            cap = max(4, 2 * self.capacity)
+            k, v = ([self._zeros(cap) for _ in range(self.config.n_layer)] for _ in range(2))
+            for old, grown in ((self.k or [], k), (self.v or [], v)):
+                for a, b in zip(old, grown):
+                    b[:len(a)] = a
+            self.k, self.v = k, v
+        return row
+
+    def free(self, row):
+        super().free(row)
+        if not self.rows:
+            self.k = self.v = None
 
 
 class TokenByToken(Slots):

@@ -10,43 +10,20 @@ sees the keys 0 .. p of its own row).
 
 import numpy as np
 
-from microgpt.engines.kv_cache import Slots
+from microgpt.engines.kv_cache import CHUNK, ArrayCache
 from microgpt.engines.numpy_engine.modern import _rotate_half, _tables, head_rmsnorm, relu2, softcap
 from microgpt.engines.numpy_engine.tensor import Tensor, embedding, linear, relu, rmsnorm
 
-CHUNK = 256  # a long prompt is prefilled this many tokens per forward pass (bounds the scores' memory)
 
-
-class KVCache(Slots):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.config = model, model.config
-        self.k = self.v = None  # per layer [capacity, block_size, C], made when a row first needs room
-
-    @property
-    def capacity(self):
-        return 0 if self.k is None else self.k[0].shape[0]
+class KVCache(ArrayCache):
+    # (per layer, keys and values in arrays [capacity, block_size, C])
+    def _zeros(self, capacity):
+        c = self.config
+        return np.zeros((capacity, c.block_size, c.n_embd), self.model.dtype)
 
     @property
     def nbytes(self):
         return 0 if self.k is None else 2 * sum(a.nbytes for a in self.k)
-
-    def add(self):
-        row = super().add()
-        if row >= self.capacity:  # room for twice as many rows, the filled ones copied over
-            c, cap = self.config, max(4, 2 * self.capacity)
-            new = lambda: [np.zeros((cap, c.block_size, c.n_embd), self.model.dtype) for _ in range(c.n_layer)]
-            k, v = new(), new()
-            for old, grown in ((self.k or [], k), (self.v or [], v)):
-                for a, b in zip(old, grown):
-                    b[:len(a)] = a
-            self.k, self.v = k, v
-        return row
-
-    def free(self, row):
-        super().free(row)
-        if not self.rows:
-            self.k = self.v = None  # an idle server holds no cache memory
 
     def prefill_rows(self, rows, ids):
         ids = np.array(ids)  # [R, T]

@@ -13,44 +13,20 @@ start, which a chunk after a cache does not have.
 import torch
 import torch.nn.functional as F
 
-from microgpt.engines.kv_cache import Slots
+from microgpt.engines.kv_cache import CHUNK, ArrayCache
 from microgpt.engines.torch_engine.model import rmsnorm, rotate
 
-CHUNK = 256  # a long prompt is prefilled this many tokens per forward pass
 
-
-class KVCache(Slots):
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.config = model, model.config
-        self.k = self.v = None  # per layer [capacity, n_head, block_size, head_dim]
-
-    @property
-    def capacity(self):
-        return 0 if self.k is None else self.k[0].shape[0]
+class KVCache(ArrayCache):
+    # (per layer, keys and values in tensors [capacity, n_head, block_size, head_dim] on the model's device)
+    def _zeros(self, capacity):
+        m, c = self.model, self.config
+        return torch.zeros(capacity, c.n_head, c.block_size, c.head_dim, dtype=m.autocast_dtype or m.dtype,
+                           device=m.device)
 
     @property
     def nbytes(self):
         return 0 if self.k is None else 2 * sum(a.numel() * a.element_size() for a in self.k)
-
-    def add(self):
-        row = super().add()
-        if row >= self.capacity:
-            m, c, cap = self.model, self.config, max(4, 2 * self.capacity)
-            dtype = m.autocast_dtype or m.dtype
-            new = lambda: [torch.zeros(cap, c.n_head, c.block_size, c.head_dim, dtype=dtype, device=m.device)
-                           for _ in range(c.n_layer)]
-            k, v = new(), new()
-            for old, grown in ((self.k or [], k), (self.v or [], v)):
-                for a, b in zip(old, grown):
-                    b[:len(a)] = a
-            self.k, self.v = k, v
-        return row
-
-    def free(self, row):
-        super().free(row)
-        if not self.rows:
-            self.k = self.v = None
 
     def prefill_rows(self, rows, ids):
         for i in range(0, len(ids[0]), CHUNK):
