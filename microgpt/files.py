@@ -2,6 +2,7 @@
 every way a path can be wrong (missing, a folder, unreadable, binary, not UTF-8, empty)."""
 
 import contextlib
+import hashlib
 import os
 
 from microgpt.errors import MicroGPTError
@@ -28,6 +29,19 @@ def atomic_write_bytes(path, raw):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def file_sha256(path, progress=None):
+    """(SHA-256 hex digest, size) of a file, read 4 MB at a time (any size in constant memory);
+    `progress(n)` after each block. An OSError is the caller's to word."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+            size += len(block)
+            if progress:
+                progress(len(block))
+    return h.hexdigest(), size
 
 
 def read_bytes(path, what="data file", flag="--data"):

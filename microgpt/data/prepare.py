@@ -106,9 +106,8 @@ def prepare(opts, workers=1, resume=False, command=None, log=print):
 
 def make_plan(opts, workers, log):
     paths = sources.expand_sources(opts.sources)
-    srcs = []
+    srcs, kinds = [], [sources.source_format(path)[0] for path in paths]
     for path in paths:
-        sources.source_format(path)
         st = os.stat(path)
         if st.st_size == 0:  # (at once: a source with nothing but blank lines is found after encoding)
             raise MicroGPTError(f"{path} is empty: remove it from the sources")
@@ -118,7 +117,7 @@ def make_plan(opts, workers, log):
     item_bytes = opts.item_bytes or min(max(_total({"sources": srcs}) // 64, ITEM_BYTES[0]), ITEM_BYTES[1])
     items, current, size = [], [], 0
     for i, path in enumerate(paths):
-        kind, st_size = sources.source_format(path)[0], srcs[i]["bytes"]
+        kind, st_size = kinds[i], srcs[i]["bytes"]
         parts = sources.plan_parts(path, opts.text_mode, item_bytes)
         for p in parts:
             current.append([i, *p[1:]])
@@ -128,7 +127,7 @@ def make_plan(opts, workers, log):
                 current, size = [], 0
     if current:
         items.append(current)
-    docs = opts.text_mode != "stream" or all(sources.source_format(p)[0] != "text" for p in paths)
+    docs = opts.text_mode != "stream" or "text" not in kinds
     plan = {"options": opts.kept(), "out": os.path.abspath(opts.out), "sources": srcs, "items": items,
             "text_mode": opts.text_mode, "text_field": opts.text_field, "val_frac": opts.val_frac,
             "shard_tokens": opts.shard_tokens, "encoder": opts.encoder, "docs": docs, "sample": None}

@@ -31,7 +31,7 @@ import sys
 from array import array
 
 from microgpt.errors import MicroGPTError
-from microgpt.files import atomic_write_bytes
+from microgpt.files import atomic_write_bytes, file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "microgpt-token-shards"
@@ -269,17 +269,11 @@ def check_files(folder, manifest, progress=None):
     for s in manifest["shards"]:
         for key, digest in ((s["file"], s["sha256"]), (s["index"], s["index_sha256"]),
                             (s["hashes"], s["hashes_sha256"])):
-            path = os.path.join(folder, key)
-            h = hashlib.sha256()
             try:
-                with open(path, "rb") as f:
-                    while block := f.read(1 << 22):
-                        h.update(block)
-                        if progress:
-                            progress(len(block))
+                got, _ = file_sha256(os.path.join(folder, key), progress)
             except OSError as e:
                 problems.append((key, f"cannot be read ({e.strerror})"))
                 continue
-            if h.hexdigest() != digest:
+            if got != digest:
                 problems.append((key, "its SHA-256 differs from the manifest's (changed or damaged)"))
     return problems

@@ -9,7 +9,6 @@ and parquet.py read them. Every bad input is a one-line MicroGPTError naming the
 """
 
 import glob
-import hashlib
 import os
 import re
 from typing import NamedTuple, Optional
@@ -17,6 +16,7 @@ from typing import NamedTuple, Optional
 from microgpt.data import parquet, readers
 from microgpt.data.readers import SEGMENT_CHARS, Piece, open_file
 from microgpt.errors import MicroGPTError
+from microgpt.files import file_sha256
 
 __all__ = ["SEGMENT_CHARS", "TEXT_MODES", "Part", "Piece", "expand_sources", "plan_parts", "read_part",
            "source_format", "source_info"]
@@ -96,12 +96,11 @@ def expand_sources(sources):
 
 def source_info(path):
     """What a manifest records of a source: its path, size and SHA-256 (read a block at a time)."""
-    digest, size = hashlib.sha256(), 0
-    with open_file(path) as f:
-        for block in iter(lambda: f.read(readers.BLOCK), b""):
-            digest.update(block)
-            size += len(block)
-    return {"path": path, "bytes": size, "sha256": digest.hexdigest()}
+    try:
+        digest, size = file_sha256(path)
+    except OSError as e:
+        raise MicroGPTError(f"cannot read {path} ({e.strerror}): check its permissions") from None
+    return {"path": path, "bytes": size, "sha256": digest}
 
 
 def plan_parts(path, text_mode="lines", part_bytes=64 * 2**20):
