@@ -432,7 +432,7 @@ def n_examples(n):
     return max(1, int(n * SCALE))
 
 
-@settings(FUZZ, max_examples=n_examples(2500))
+@settings(FUZZ, max_examples=n_examples(1200))
 @given(data=st.data())
 def test_any_damaged_checkpoint_loads_or_is_one_clear_error(bases, scratch, data):
     open_written(scratch, *mutate(data, bases))
