@@ -54,7 +54,7 @@ class SplitWriter:
     def __init__(self, folder, split, item, typecode, shard_tokens, docs):
         self.folder, self.split, self.item, self.typecode = folder, split, item, typecode
         self.shard_tokens, self.docs = shard_tokens, docs
-        self.shards, self.writer, self.buf = [], None, array(typecode)
+        self.shards, self.writer, self.buf = [], None, array("I")  # (ShardWriter narrows it to typecode)
         self.ends, self.hashes = [], []
 
     def add(self, ids, h, ends_doc):
@@ -63,7 +63,7 @@ class SplitWriter:
         while True:
             if self.writer is None:
                 name = f"{self.split}-{self.item:05d}-{len(self.shards):03d}"
-                self.writer = ShardWriter(os.path.join(self.folder, name + ".bin"))
+                self.writer = ShardWriter(os.path.join(self.folder, name + ".bin"), self.typecode)
             room = self.shard_tokens - self.writer.tokens - len(self.buf)
             if len(ids) <= room:
                 self.buf.fromlist(ids)  # (2x faster than extend from a list)
@@ -73,7 +73,7 @@ class SplitWriter:
             self._close_shard()  # full: the document goes on in the next shard
         if len(self.buf) >= FLUSH_TOKENS:
             self.writer.write(self.buf)
-            self.buf = array(self.typecode)
+            self.buf = array("I")
         if ends_doc:
             self.ends.append(self.writer.tokens + len(self.buf))
             if self.docs:
@@ -83,7 +83,7 @@ class SplitWriter:
 
     def _close_shard(self):
         self.writer.write(self.buf)
-        self.buf = array(self.typecode)
+        self.buf = array("I")
         base = self.writer.path[:-len(".bin")]
         name, hashes = os.path.basename(base), sorted(self.hashes)
         self.shards.append({
@@ -103,16 +103,17 @@ class SplitWriter:
             self.writer.abort()
 
 
-_cache = {}  # per worker process: the tokenizer and encoder, built once
+_cache = {}  # per worker process: the tokenizer and encoder, built once (and the plan they were built for)
 
 
 def _encoder(plan):
-    key = json.dumps(plan["tokenizer"], sort_keys=True) + plan["encoder"]
-    if key not in _cache:
-        _cache.clear()
-        tok = tokenizers.from_dict(plan["tokenizer"])
-        _cache[key] = (tok, make_encoder(tok, plan["encoder"])[0])
-    return _cache[key]
+    if _cache.get("plan") is not plan:  # (a new plan: its tokenizer compared as JSON, once, not per work item)
+        key = json.dumps(plan["tokenizer"], sort_keys=True) + plan["encoder"]
+        if _cache.get("key") != key:
+            tok = tokenizers.from_dict(plan["tokenizer"])
+            _cache.update(key=key, encoder=(tok, make_encoder(tok, plan["encoder"])[0]))
+        _cache["plan"] = plan
+    return _cache["encoder"]
 
 
 def encode_item(plan, k, progress=None):
