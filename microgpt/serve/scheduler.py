@@ -17,7 +17,6 @@ it, the old one finishes the requests it has and stops.
 
 import asyncio
 import collections
-import contextlib
 import threading
 
 from microgpt.errors import MicroGPTError
@@ -65,7 +64,12 @@ class Ticket:
             await self.arrived.wait()
 
 
+HAND_OVER_WAIT = 0.5
+
+
 class Scheduler:
+    wait_for_loop = True
+
     def __init__(self, served, max_batch=32, max_cache_bytes=1 << 30):
         self.served = served
         c = served.config
@@ -133,7 +137,10 @@ class Scheduler:
             raise
 
     def _hand_over(self, events, closed):
-        """Give a step's tokens and the tickets that ended to their requests, on the event loop."""
+        """Give a step's tokens and the tickets that ended to their requests, on the event loop, and wait
+        (at most HAND_OVER_WAIT seconds) until the requests woken have written them."""
+        taken = threading.Event()
+
         def deliver():
             for (ticket, b), token, logprob, top in events:
                 ticket.events.append((b, token, logprob, top))
@@ -141,9 +148,14 @@ class Scheduler:
             for ticket in closed:
                 ticket.closed = True
                 ticket.arrived.set()
+            self.loop.call_soon(taken.set)  # (after the requests woken above have run)
         if events or closed:
-            with contextlib.suppress(RuntimeError):  # (the event loop closed: the server has stopped)
+            try:
                 self.loop.call_soon_threadsafe(deliver)
+            except RuntimeError:  # (the event loop closed: the server has stopped)
+                return
+            if self.wait_for_loop:
+                taken.wait(HAND_OVER_WAIT)
 
     def _end_rows(self):
         ends, self.ends, closed = self.ends, [], []
