@@ -94,7 +94,7 @@ class Job:
                 rest = self.texts[i].close()
                 if rest:
                     yield ("token", i, rest, None, None, None)
-                yield ("finish", i, ticket.finish[b] or "length")
+                yield ("finish", i, "stop" if self.texts[i].stopped else ticket.finish[b] or "length")
 
 
 def chat_prompt(tok, messages):

@@ -18,6 +18,7 @@ it, the old one finishes the requests it has and stops.
 import asyncio
 import collections
 import threading
+import time
 
 from microgpt.errors import MicroGPTError
 from microgpt.generate import Rows
@@ -64,7 +65,8 @@ class Ticket:
             await self.arrived.wait()
 
 
-HAND_OVER_WAIT = 0.5
+STREAM_EVERY = 0.02  # seconds: the longest a drawn token waits to be handed over with the next steps' tokens
+HAND_OVER_WAIT = 0.5  # seconds: the longest the loop waits for the event loop to take a hand-over
 
 
 class Scheduler:
@@ -104,16 +106,20 @@ class Scheduler:
             self.ends.append((ticket, b, reason))
 
     def _run(self):
-        closed = []
+        closed, events, since = [], [], time.monotonic()
         try:
             while True:
                 with self.lock:
                     closed += self._end_rows()
+                    live = len(self.live)
                     closed += self._admit()
                     if not self.live:  # (an idle scheduler admits every waiting group: nothing waits)
                         self.running, self.ends = False, []
-                        self._hand_over([], closed)
+                        self._hand_over(events, closed)
                         return
+                if len(self.live) > live and (events or closed):  # (a prefill may take long: nothing waits on it)
+                    self._hand_over(events, closed)
+                    closed, events, since = [], [], time.monotonic()
                 try:
                     out = self.rows.step()
                 except MicroGPTError as e:  # (NaN weights): every request in the batch hears it
@@ -124,8 +130,11 @@ class Scheduler:
                     out = []
                 self.steps += 1
                 closed += self._finished()
-                self._hand_over([(row.tag, token, logprob, top) for row, token, logprob, top in out], closed)
-                closed = []
+                events += [(row.tag, token, logprob, top) for row, token, logprob, top in out]
+                now = time.monotonic()
+                if closed or now - since >= STREAM_EVERY or any(len(row.new) == 1 for row, _, _, _ in out):
+                    self._hand_over(events, closed)
+                    closed, events, since = [], [], now
         except BaseException as e:  # (a fault of ours: no request is left waiting for ever)
             with self.lock:
                 self.running = False
@@ -133,7 +142,7 @@ class Scheduler:
                 self.live, self.waiting = [], collections.deque()
             for t in left:
                 t.error = t.error or MicroGPTError(f"generation failed ({type(e).__name__}: {e})")
-            self._hand_over([], closed + left)
+            self._hand_over(events, closed + left)
             raise
 
     def _hand_over(self, events, closed):
