@@ -5,11 +5,17 @@ owns the model's `generate.Rows`. Between two steps it ends the rows whose reque
 (a stop string, a client gone), admits waiting requests in arrival order while their rows fit
 (at most max_batch rows, and at most max_cache_bytes of KV cache: each row holds 2 x n_layer x
 block_size x n_embd numbers), then runs one step -- a prefill for each new row, one decode for
-all others, one draw per row -- and hands each token to its request on the event loop, without
-waiting for it: the next step starts at once, and a model call that blocks never blocks the
-server. A request's rows join together and draw from its own random stream, so what it gets
-does not depend on who else is served. A row's cache memory is given back the moment the row
-ends; the thread stops when nothing is left and starts again with the next request.
+all others, one draw per row. A model call that blocks never blocks the server (the event loop
+goes on answering). A request's rows join together and draw from its own random stream, so what
+it gets does not depend on who else is served. A row's cache memory is given back the moment the
+row ends; the thread stops when nothing is left and starts again with the next request.
+
+Tokens reach their requests on the event loop in hand-overs, each at most STREAM_EVERY after the
+token was drawn (a first token, a finished request, and the tokens before a step that prefills go
+at once), and the loop waits until the event loop has taken one before it steps on. Both for
+speed, measured (bench/bench_serve.py): the two threads share one GIL, so letting the event loop's
+Python run during a step only slows the step by more than it saves, and a stream's socket write
+costs more than building its token's chunk, so several tokens a write go out faster than one.
 
 A `Served` of a reloaded checkpoint is a new object with its own scheduler: new requests go to
 it, the old one finishes the requests it has and stops.
