@@ -76,8 +76,6 @@ HAND_OVER_WAIT = 0.5  # seconds: the longest the loop waits for the event loop t
 
 
 class Scheduler:
-    wait_for_loop = True
-
     def __init__(self, served, max_batch=32, max_cache_bytes=1 << 30):
         self.served = served
         c = served.config
@@ -117,13 +115,13 @@ class Scheduler:
             while True:
                 with self.lock:
                     closed += self._end_rows()
-                    live = len(self.live)
+                    before = len(self.live)
                     closed += self._admit()
                     if not self.live:  # (an idle scheduler admits every waiting group: nothing waits)
                         self.running, self.ends = False, []
                         self._hand_over(events, closed)
                         return
-                if len(self.live) > live and (events or closed):  # (a prefill may take long: nothing waits on it)
+                if len(self.live) > before and (events or closed):  # (a prefill may take long: nothing waits on it)
                     self._hand_over(events, closed)
                     closed, events, since = [], [], time.monotonic()
                 try:
@@ -169,8 +167,7 @@ class Scheduler:
                 self.loop.call_soon_threadsafe(deliver)
             except RuntimeError:  # (the event loop closed: the server has stopped)
                 return
-            if self.wait_for_loop:
-                taken.wait(HAND_OVER_WAIT)
+            taken.wait(HAND_OVER_WAIT)
 
     def _end_rows(self):
         ends, self.ends, closed = self.ends, [], []
