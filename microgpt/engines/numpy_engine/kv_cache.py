@@ -32,6 +32,11 @@ class KVCache(ArrayCache):
             self.w = _weights(self.model.params, self.config)
         return super().add()
 
+    def free(self, row):
+        super().free(row)
+        if not self.rows:
+            self.w = None
+
     def prefill_rows(self, rows, ids):
         ids = np.array(ids)  # [R, T]
         for i in range(0, ids.shape[1], CHUNK):
