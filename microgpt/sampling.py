@@ -100,15 +100,19 @@ def choose_rows(logits, settings):
         for i, r in enumerate(rows):  # each row's own stream, in row order
             u = settings[r].rng.random() * cum[i, -1]
             tokens[r] = min(int(np.searchsorted(cum[i], u, side="right")), V - 1)
-    out = [(int(t), None, []) for t in tokens]
+    tokens = tokens.tolist()
+    out = [(t, None, []) for t in tokens]
     asked = [r for r, s in enumerate(settings) if s.logprobs]
-    if asked:
+    if asked:  # (for all the rows that ask at once: one sort, one conversion to Python numbers)
         z = logits[asked] - logits[asked].max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        for i, r in enumerate(asked):
+        chosen = logp[np.arange(len(asked)), [tokens[r] for r in asked]].tolist()
+        k = max(settings[r].top_logprobs for r in asked)
+        top = np.argsort(-logp, axis=-1, kind="stable")[:, :k]
+        top_logp = np.take_along_axis(logp, top, axis=-1).tolist()
+        for i, (r, ids) in enumerate(zip(asked, top.tolist())):
             k = settings[r].top_logprobs
-            top = np.argsort(-logp[i], kind="stable")[:k] if k else []
-            out[r] = (out[r][0], float(logp[i, out[r][0]]), [(int(t), float(logp[i, t])) for t in top])
+            out[r] = (tokens[r], chosen[i], list(zip(ids[:k], top_logp[i][:k])))
     return out
 
 

@@ -39,9 +39,10 @@ class Slots:
 
 
 class ArrayCache(Slots):
-    """The array engines' cache: per layer, keys and values in one array of `capacity` rows, made when a
-    row first needs room, doubled (the filled rows copied over) when full, dropped when the last row
-    leaves (an idle server holds no cache memory). An engine gives `_zeros(capacity)`: one layer's array."""
+    """The array engines' cache: per layer, keys and values in one array [capacity, n_head, block_size,
+    head_dim], made when a row first needs room, doubled (the filled positions copied over) when full,
+    dropped when the last row leaves (an idle server holds no cache memory). An engine gives
+    `_zeros(capacity)`: one layer's array."""
 
     def __init__(self, model):
         super().__init__()
@@ -57,9 +58,10 @@ class ArrayCache(Slots):
         if row >= self.capacity:
             cap = max(4, 2 * self.capacity)
             k, v = ([self._zeros(cap) for _ in range(self.config.n_layer)] for _ in range(2))
+            n = max(self.length.values())  # (only the filled positions are copied: the rest stays untouched)
             for old, grown in ((self.k or [], k), (self.v or [], v)):
                 for a, b in zip(old, grown):
-                    b[:len(a)] = a
+                    b[:len(a), :, :n] = a[:, :, :n]
             self.k, self.v = k, v
         return row
 

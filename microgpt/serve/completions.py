@@ -13,6 +13,7 @@ The text returned is the continuation only (the prompt is not echoed); logprobs 
 drawn token, the one that completed a stop string included, while the text ends before it.
 """
 
+import json
 import random
 import time
 import uuid
@@ -93,7 +94,7 @@ class Job:
                 rest = self.texts[i].close()
                 if rest:
                     yield ("token", i, rest, None, None, None)
-                yield ("finish", i, ticket.finish[b] or "length")
+                yield ("finish", i, "stop" if self.texts[i].stopped else ticket.finish[b] or "length")
 
 
 def chat_prompt(tok, messages):
@@ -146,6 +147,7 @@ class Answer:
         self.entries = [[] for _ in range(n)]
         self.offset = list(job.prompt_chars)  # text_offset counts from the prompt's start, as OpenAI's
         self.started = set()
+        self.frame = None  # (the bytes before and after a stream chunk's choice: stream())
 
     def head(self):
         j = self.job
@@ -162,24 +164,23 @@ class Answer:
         """The logprobs of one token in this kind of response (None without logprobs)."""
         if not self.job.s.logprobs or token is None:
             return None
-        tok = self.tok
         if self.job.chat:
-            return {"content": [token_entry(tok, token, logprob, top)]}
-        out = {"tokens": [tok.piece(token)], "token_logprobs": [logprob],
-               "top_logprobs": [{tok.piece(t): lp for t, lp in top}], "text_offset": [self.offset[i]]}
-        return out
+            return {"content": [token_entry(self.tok, token, logprob, top)]}
+        piece = self.job.served.piece
+        return {"tokens": [piece(token)], "token_logprobs": [logprob],
+                "top_logprobs": [{piece(t): lp for t, lp in top}], "text_offset": [self.offset[i]]}
 
     def add(self, event):
-        """Record one event; -> the stream chunks it makes (a list of dicts)."""
+        """Record one event; -> the choices of the stream chunks it makes (a list of dicts)."""
         kind, i = event[0], event[1]
-        chunks = []
+        choices = []
         if self.job.chat and i not in self.started:
             self.started.add(i)
-            chunks.append(self._choice(i, {"role": "assistant", "content": ""}, None, None))
+            choices.append(self._choice(i, {"role": "assistant", "content": ""}, None, None))
         if kind == "finish":
             self.finish[i] = event[2]
-            chunks.append(self._choice(i, {} if self.job.chat else "", None, event[2]))
-            return chunks
+            choices.append(self._choice(i, {} if self.job.chat else "", None, event[2]))
+            return choices
         _, _, piece, token, logprob, top = event
         lp = self._logprobs_piece(i, piece, token, logprob, top)
         if lp is not None:
@@ -187,16 +188,22 @@ class Answer:
         self.text[i] += piece
         self.offset[i] += len(piece)
         if piece or lp is not None:
-            chunks.append(self._choice(i, {"content": piece} if self.job.chat else piece, lp, None))
-        return chunks
+            choices.append(self._choice(i, {"content": piece} if self.job.chat else piece, lp, None))
+        return choices
 
     def _choice(self, i, delta, logprobs, finish):
-        chunk = self.head()
         body = {"index": i, "delta": delta} if self.job.chat else {"index": i, "text": delta}
-        chunk["choices"] = [{**body, "logprobs": logprobs, "finish_reason": finish}]
-        if self.job.s.include_usage:
-            chunk["usage"] = None
-        return chunk
+        return {**body, "logprobs": logprobs, "finish_reason": finish}
+
+    def stream(self, event):
+        """Record one event; -> its server-sent events (bytes): each chunk is head() with one choice
+        (and "usage": null when asked), its constant part encoded once."""
+        if self.frame is None:
+            head = json.dumps({**self.head(), "choices": None})
+            tail = ', "usage": null}' if self.job.s.include_usage else "}"
+            self.frame = (b"data: " + head[:-len("null}")].encode() + b"[", b"]" + tail.encode() + b"\n\n")
+        start, end = self.frame
+        return b"".join(start + json.dumps(choice).encode() + end for choice in self.add(event))
 
     def usage_chunk(self):
         return {**self.head(), "choices": [], "usage": self.usage()}

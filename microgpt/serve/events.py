@@ -61,7 +61,7 @@ class EventStream:
             tail, body = b"", b""
             try:
                 async for event in events:
-                    body += b"".join(sse(chunk) for chunk in answer.add(event))
+                    body += answer.stream(event)
                     if body and not self.job.ready():  # (tokens that came together go out in one write)
                         await send({"type": "http.response.body", "more_body": True, "body": body})
                         body = b""

@@ -32,6 +32,9 @@ class Text:
     def _release(self, final):
         if self.stopped:
             return ""
+        if not self.stops:  # (nothing to hold back)
+            piece, self.sent = self.text[self.sent:], len(self.text)
+            return piece
         hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
         if hits:
             self.text, self.stopped = self.text[:min(hits)], True

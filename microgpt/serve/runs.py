@@ -50,6 +50,14 @@ class Served:
         self.created = int(time.time())
         self._attention_model, self._lock = None, threading.Lock()
         self.scheduler = None  # the loop that steps this model's requests (serve/scheduler.py), made when first asked
+        self._pieces = {}
+
+    def piece(self, token):
+        """tokenizer.piece(token), remembered (a streamed token's logprobs name six pieces)."""
+        got = self._pieces.get(token)
+        if got is None:
+            got = self._pieces[token] = self.tokenizer.piece(token)
+        return got
 
     def attention_model(self):
         """A float64 numpy-engine model of the same weights (the pictures' attention maps)."""

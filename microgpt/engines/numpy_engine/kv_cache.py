@@ -1,29 +1,41 @@
 """The numpy engine's KV cache: rows of their own lengths, prefilled in one pass, decoded together
 (the contract: microgpt/engines/kv_cache.py).
 
-Each layer keeps keys and values in arrays [capacity, block_size, C]; row r's first length[r]
-positions are filled. The forward pass is model.gpt's, built from the same Tensor operations
-(no gradient is ever asked of them), except two things that depend on each row's position:
-the positions (learned wpe rows or rotary angles) and the causal mask (a query at position p
-sees the keys 0 .. p of its own row).
+Each layer keeps keys and values in arrays [capacity, n_head, block_size, head_dim] (as the torch
+engine's: a row's heads lie as attention reads them, so q K^T and P V are stacks of plain matrix
+products); row r's first length[r] positions are filled. The forward pass is model.gpt's
+arithmetic on plain arrays (no gradient is ever asked of it: no Tensor graph), with each linear
+layer one 2-D matrix product over all rows and tokens (q, k and v in one), except two things that
+depend on each row's position: the positions (learned wpe rows or rotary angles) and the causal
+mask (a query at position p sees the keys 0 .. p of its own row).
 """
 
 import numpy as np
 
+from microgpt.config import RMSNORM_EPS
 from microgpt.engines.kv_cache import CHUNK, ArrayCache
-from microgpt.engines.numpy_engine.modern import _rotate_half, _tables, head_rmsnorm, relu2, softcap
-from microgpt.engines.numpy_engine.tensor import Tensor, embedding, linear, relu, rmsnorm
+from microgpt.engines.numpy_engine.modern import _rotate_half, _tables
 
 
 class KVCache(ArrayCache):
-    # (per layer, keys and values in arrays [capacity, block_size, C])
+    # (per layer, keys and values in arrays [capacity, n_head, block_size, head_dim])
     def _zeros(self, capacity):
         c = self.config
-        return np.zeros((capacity, c.block_size, c.n_embd), self.model.dtype)
+        return np.zeros((capacity, c.n_head, c.block_size, c.n_embd // c.n_head), self.model.dtype)
 
     @property
     def nbytes(self):
         return 0 if self.k is None else 2 * sum(a.nbytes for a in self.k)
+
+    def add(self):
+        if not self.rows:  # (the weights are read when the first row comes: a cache serves one set of them)
+            self.w = _weights(self.model.params, self.config)
+        return super().add()
+
+    def free(self, row):
+        super().free(row)
+        if not self.rows:
+            self.w = None
 
     def prefill_rows(self, rows, ids):
         ids = np.array(ids)  # [R, T]
@@ -36,71 +48,83 @@ class KVCache(ArrayCache):
 
     def _forward(self, rows, ids):
         """Logits [R, V] (float64) after the last of ids [R, T], each row's T tokens appended to it."""
-        m, c = self.model, self.config
+        c, w = self.config, self.w
         R, T = ids.shape
+        H, C = c.n_head, c.n_embd
         start = np.array([self.length[r] for r in rows])
         if (start + T > c.block_size).any():
             raise ValueError(f"a row of the KV cache would pass block_size {c.block_size}")
         pos = start[:, None] + np.arange(T)  # [R, T]
         Tk = int(pos.max()) + 1
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
         packed = (np.diff(rows) == 1).all()  # rows lo, lo+1, ...: the cache is sliced, not copied
-        p = m.params
-        x = embedding(p["wte"], ids)
+        x = w["wte"][ids]
         if c.pos == "learned":
-            x = x + embedding(p["wpe"], pos)
-        x = rmsnorm(x)
-        hidden = pos[:, :, None] < np.arange(Tk)  # [R, T, Tk]: keys after the query's own position
-        for li in range(c.n_layer):
-            name = f"layer{li}."
-            x_residual = x
-            x = rmsnorm(x)
-            q, k, v = (linear(x, p[name + w]) for w in ("attn_wq", "attn_wk", "attn_wv"))
+            x = x + w["wpe"][pos]
+        x = _rmsnorm(x)
+        hidden = np.where(pos[:, :, None] < np.arange(Tk), -np.inf, 0).astype(x.dtype)[:, None]  # [R, 1, T, Tk]
+        for li, (wqkv, wo, fc1, fc2) in enumerate(w["layers"]):
+            q, k, v = np.split(_linear(_rmsnorm(x), wqkv), 3, axis=-1)
             if c.pos == "rope":
                 q, k = self._rope(q, pos), self._rope(k, pos)
             if c.qk_norm:
-                q, k = head_rmsnorm(q, c.n_head), head_rmsnorm(k, c.n_head)
-            self.k[li][rows[:, None], pos] = k.data
-            self.v[li][rows[:, None], pos] = v.data
+                q, k = (_rmsnorm(a.reshape(R, T, H, -1)).reshape(R, T, C) for a in (q, k))
             K, V = self.k[li], self.v[li]
-            keys, values = ((a[rows[0]:rows[-1] + 1, :Tk] if packed else a[rows, :Tk]) for a in (K, V))
-            x = Tensor(attention(q.data, keys, values, c.n_head, hidden))
-            x = linear(x, p[name + "attn_wo"]) + x_residual
-            x_residual = x
-            x = rmsnorm(x)
-            x = linear(x, p[name + "mlp_fc1"])
-            x = relu2(x) if c.mlp == "relu2" else relu(x)
-            x = linear(x, p[name + "mlp_fc2"]) + x_residual
+            K[rows[:, None], :, pos] = k.reshape(R, T, H, -1)  # (the indexed axes first: [R, T, H, hd])
+            V[rows[:, None], :, pos] = v.reshape(R, T, H, -1)
+            keys, values = ((a[lo:hi, :, :Tk] if packed else a[rows, :, :Tk]) for a in (K, V))
+            x = x + _linear(attention(q, keys, values, hidden), wo)
+            h = np.maximum(_linear(_rmsnorm(x), fc1), 0)
+            if c.mlp == "relu2":
+                h = h * h
+            x = x + _linear(h, fc2)
         for r in rows:
             self.length[r] += T
-        x = Tensor(x.data[:, -1])
+        x = x[:, -1]
         if c.final_norm:
-            x = rmsnorm(x)
-        logits = linear(x, p["lm_head"])
+            x = _rmsnorm(x)
+        logits = _linear(x, w["lm_head"])
         if c.softcap:
-            logits = softcap(logits, c.softcap)
-        return logits.data.astype(np.float64)
+            logits = c.softcap * np.tanh(logits / c.softcap)
+        return logits.astype(np.float64)
 
     def _rope(self, x, pos):
         """modern.rope with a position per row and token: pos [R, T]."""
         c = self.config
         R, T, C = x.shape
         d = C // c.n_head
-        cos, sin = _tables(d, c.block_size, c.rope_theta, x.data.dtype)
+        cos, sin = _tables(d, c.block_size, c.rope_theta, x.dtype)
         cos, sin = cos[pos][:, :, None, :], sin[pos][:, :, None, :]  # [R, T, 1, d]
-        xh = x.data.reshape(R, T, c.n_head, d)
-        return Tensor((xh * cos + _rotate_half(xh) * sin).reshape(R, T, C))
+        xh = x.reshape(R, T, c.n_head, d)
+        return (xh * cos + _rotate_half(xh) * sin).reshape(R, T, C)
 
 
-def attention(q, keys, values, n_head, hidden):
-    """tensor.causal_attention's forward with a mask per row: q [R, T, C], keys and values
-    [R, Tk, C], hidden [R, T, Tk] True where a key is not to be seen."""
+def _weights(params, config):
+    """The arrays a forward pass reads: per layer (wq, wk and wv stacked, wo, fc1, fc2), and the rest."""
+    p = {name: t.data for name, t in params.items()}
+    layers = [(np.concatenate([p[f"layer{i}.attn_w{n}"] for n in "qkv"]), p[f"layer{i}.attn_wo"],
+               p[f"layer{i}.mlp_fc1"], p[f"layer{i}.mlp_fc2"]) for i in range(config.n_layer)]
+    return {**p, "layers": layers}
+
+
+def _linear(x, w):
+    """tensor.linear on arrays, as one 2-D matmul (a stack of [1, C] rows would be one BLAS call each)."""
+    return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+
+
+def _rmsnorm(x):
+    return x * ((x * x).mean(axis=-1, keepdims=True) + RMSNORM_EPS) ** -0.5
+
+
+def attention(q, keys, values, hidden):
+    """tensor.causal_attention's forward with a mask per row: q [R, T, C]; keys and values
+    [R, n_head, Tk, head_dim]; hidden [R, 1, T, Tk], -inf where a key is not to be seen, else 0."""
     R, T, C = q.shape
-    d = C // n_head
+    H, d = keys.shape[1], keys.shape[3]
     scale = (d ** 0.5) ** -1
-    heads = lambda a: a.reshape(R, a.shape[1], n_head, d).transpose(0, 2, 1, 3)
-    S = (heads(q) @ heads(keys).transpose(0, 1, 3, 2)) * scale  # [R, H, T, Tk]
-    S = np.where(hidden[:, None], -np.inf, S)
+    S = (q.reshape(R, T, H, d).transpose(0, 2, 1, 3) @ keys.transpose(0, 1, 3, 2)) * scale  # [R, H, T, Tk]
+    S += hidden
     S -= S.max(axis=-1, keepdims=True)
     P = np.exp(S)
     P /= P.sum(axis=-1, keepdims=True)
-    return (P @ heads(values)).transpose(0, 2, 1, 3).reshape(R, T, C)
+    return (P @ values).transpose(0, 2, 1, 3).reshape(R, T, C)
