@@ -14,7 +14,7 @@ If nothing else cost time, 2 workers would reach 2 x (two at once / one alone) /
 over tiktoken's): the ceiling printed (planning, start-up and the tail left out), beside which
 bench_data.py's measured ratio sits.
 
-    python bench/bench_prepare_costs.py /work/bench-data/slice/slice.jsonl /work/bench-data/bpe4096.json --mb 30
+    python bench/bench_prepare_costs.py /tmp/bench-data/slice/slice.jsonl /tmp/bench-data/bpe4096.json --mb 30
 """
 
 import argparse
