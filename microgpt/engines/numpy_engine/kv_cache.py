@@ -122,9 +122,10 @@ def attention(q, keys, values, hidden):
     R, T, C = q.shape
     H, d = keys.shape[1], keys.shape[3]
     scale = (d ** 0.5) ** -1
-    S = (q.reshape(R, T, H, d).transpose(0, 2, 1, 3) @ keys.transpose(0, 1, 3, 2)) * scale  # [R, H, T, Tk]
+    q = (q * scale).reshape(R, T, H, d).transpose(0, 2, 1, 3)  # (scaled before: [T, C] numbers, not [H, T, Tk])
+    S = q @ keys.transpose(0, 1, 3, 2)  # [R, H, T, Tk]
     S += hidden
     S -= S.max(axis=-1, keepdims=True)
-    P = np.exp(S)
+    P = np.exp(S, out=S)  # (in place: a prefill's scores are the biggest array of the step)
     P /= P.sum(axis=-1, keepdims=True)
     return (P @ values).transpose(0, 2, 1, 3).reshape(R, T, C)
