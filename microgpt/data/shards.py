@@ -218,21 +218,10 @@ class Split:
 
     def has_hash(self, h):
         for hashes in self.hashes:
-            j = _bisect(hashes, h)
+            j = bisect.bisect_left(hashes, h)
             if j < len(hashes) and hashes[j] == h:
                 return True
         return False
-
-
-def _bisect(a, x):
-    lo, hi = 0, len(a)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 def read_manifest(folder):
@@ -256,13 +245,16 @@ def read_manifest(folder):
         for s in m["shards"]:
             for k in ("file", "index", "hashes"):
                 _check_name(s[k])
-            if s["split"] not in ("train", "val") or not all(
+            if s["split"] not in ("train", "val") or not isinstance(s["sha256"], str) or not all(
                     isinstance(s[k], int) and s[k] >= 0 for k in ("tokens", "documents", "hashed")):
                 raise ValueError
-        if m["dtype"] not in TYPECODES:
+        if m["dtype"] not in TYPECODES or not isinstance(m["docs"], bool) or not all(
+                isinstance(m["totals"][split][k], int) for split in ("train", "val") for k in ("tokens", "documents")):
+            raise ValueError
+        if not 0 <= m["split"]["val_frac"] < 1:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise MicroGPTError(f"{path} is damaged (its shard list is malformed): prepare the corpus again") from None
+        raise MicroGPTError(f"{path} is damaged (malformed fields): prepare the corpus again") from None
     return m, hashlib.sha256(raw).hexdigest()
 
 
