@@ -16,6 +16,7 @@ from array import array
 from microgpt import tokenizers
 from microgpt.data.shards import INDEX_TYPE, TYPECODES, ShardWriter, doc_hash, write_array
 from microgpt.data.sources import Part, read_part, source_info
+from microgpt.errors import MicroGPTError
 from microgpt.files import atomic_write_bytes
 from microgpt.tokenizers.bpe import BPETokenizer
 
@@ -37,14 +38,15 @@ def tiktoken_encoding(tok):
 
 
 def make_encoder(tok, which="auto"):
-    """(encode_ordinary function, its name) for a tokenizer: tiktoken where it can, else ours."""
-    if isinstance(tok, BPETokenizer) and which != "python":
-        enc = tiktoken_encoding(tok)
+    """The encode_ordinary function for a tokenizer: tiktoken where it can, else ours."""
+    if which != "python":
+        enc = tiktoken_encoding(tok) if isinstance(tok, BPETokenizer) else None
         if enc is not None:
-            return enc.encode_ordinary, "tiktoken"
+            return enc.encode_ordinary
         if which == "tiktoken":
-            raise RuntimeError("tiktoken is not installed or cannot represent this tokenizer")
-    return tok.encode_ordinary, "python"
+            raise MicroGPTError("--encoder tiktoken: tiktoken is not installed (pip install '.[data]') or cannot "
+                                "represent this tokenizer; leave --encoder at auto")
+    return tok.encode_ordinary
 
 
 class SplitWriter:
@@ -103,16 +105,13 @@ class SplitWriter:
             self.writer.abort()
 
 
-_cache = {}  # per worker process: the tokenizer and encoder, built once (and the plan they were built for)
+_cache = {}  # per worker process: the tokenizer and encoder, built once for its plan
 
 
 def _encoder(plan):
-    if _cache.get("plan") is not plan:  # (a new plan: its tokenizer compared as JSON, once, not per work item)
-        key = json.dumps(plan["tokenizer"], sort_keys=True) + plan["encoder"]
-        if _cache.get("key") != key:
-            tok = tokenizers.from_dict(plan["tokenizer"])
-            _cache.update(key=key, encoder=(tok, make_encoder(tok, plan["encoder"])[0]))
-        _cache["plan"] = plan
+    if _cache.get("plan") is not plan:  # (held here, so a new plan is never mistaken for it)
+        tok = tokenizers.from_dict(plan["tokenizer"])
+        _cache.update(plan=plan, encoder=(tok, make_encoder(tok, plan["encoder"])))
     return _cache["encoder"]
 
 

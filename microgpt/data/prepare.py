@@ -27,10 +27,10 @@ from typing import Optional, Tuple
 from microgpt import __version__, tokenizers
 from microgpt.data import encode, shards, sources
 from microgpt.data.pool import run_tasks
+from microgpt.data.text import learn_bpe
 from microgpt.errors import MicroGPTError
 from microgpt.files import atomic_write_bytes
 from microgpt.lock import RunLock
-from microgpt.tokenizers.bpe import BPETokenizer
 
 ITEM_BYTES = (256 * 2 ** 10, 32 * 2 ** 20)  # work items: 1/64 of the sources, within these bounds
 
@@ -134,6 +134,8 @@ def make_plan(opts, workers, log):
     log(f"prepare: {len(srcs)} source(s), {sum(s['bytes'] for s in srcs) / 1e6:,.1f} MB, {len(items)} work item(s), "
         f"{workers} worker(s)")
     tok = learn_tokenizer(opts, plan, workers, log)
+    if opts.encoder == "tiktoken":  # (refused here, before any work: not in every worker)
+        encode.make_encoder(tok, opts.encoder)
     plan.update(tokenizer=tok.to_dict(), dtype=shards.token_dtype(tok.vocab_size))
     return plan
 
@@ -154,10 +156,7 @@ def learn_tokenizer(opts, plan, workers, log):
             if n >= opts.tokenizer_sample_bytes:
                 break
     sep = "" if not plan["docs"] else "\n"  # as `train --data FILE` learns: a continuous text, or lines
-    try:
-        tok = BPETokenizer.train(sep.join(texts), opts.vocab_size)
-    except ValueError as e:
-        raise MicroGPTError(f"{e}: pass a larger --vocab-size") from None
+    tok = learn_bpe(sep.join(texts), opts.vocab_size)
     plan["sample"] = {"bytes": n, "pieces": len(texts),
                       "which": "the first training documents in source order, up to --tokenizer-sample-bytes"}
     log(f"prepare: BPE learnt on {n / 1e6:,.1f} MB of training text: {tok.vocab_size:,} tokens")

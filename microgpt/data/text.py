@@ -175,8 +175,13 @@ def _new_tokenizer(bpe_vocab_size, train_text, all_text):
     characters (all of them: the vocabulary is just the alphabet)."""
     if bpe_vocab_size is None:
         return CharTokenizer.from_text(all_text)
+    return learn_bpe(train_text, bpe_vocab_size)
+
+
+def learn_bpe(train_text, vocab_size):
+    """A BPE tokenizer learnt on train_text (`microgpt data prepare` learns its own with this too)."""
     try:
-        return BPETokenizer.train(train_text, bpe_vocab_size)
+        return BPETokenizer.train(train_text, vocab_size)
     except ValueError as e:
         raise MicroGPTError(f"{e}: pass a larger --vocab-size") from None
 
