@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from microgpt import tokenizers
 from microgpt.data.sharded import PreparedCorpus, ShardedDataset, is_prepared
+from microgpt.data.shards import read_manifest
 from microgpt.data.text import Dataset, read_data
 from microgpt.errors import MicroGPTError
 from microgpt.params import init_weights
@@ -66,7 +67,7 @@ def corpus_defaults(flags):
     not say: its split, and stream mode for a corpus of continuous text."""
     if not is_prepared(flags.get("data")):
         return {}
-    m = PreparedCorpus(flags["data"]).manifest
+    m = read_manifest(flags["data"])[0]  # (the manifest alone: the run opens the corpus itself)
     return {"train.val_frac": m["split"]["val_frac"], **({} if m["docs"] else {"train.data_mode": "stream"})}
 
 
