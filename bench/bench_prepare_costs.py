@@ -20,13 +20,14 @@ bench_data.py's measured ratio sits.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from bench_data import tiktoken_process  # noqa: E402
 
 from microgpt import tokenizers  # noqa: E402
 from microgpt.data.encode import SplitWriter, tiktoken_encoding  # noqa: E402
@@ -51,17 +52,6 @@ def clock(f):
     t0 = time.perf_counter()
     f()
     return time.perf_counter() - t0
-
-
-def encode_loop(path, tokenizer):
-    """Seconds of tiktoken's encode_ordinary over the file's documents (run as its own process)."""
-    code = (f"import json, sys, time\nsys.path.insert(0, {ROOT!r})\nfrom microgpt import tokenizers\n"
-            "from microgpt.data.encode import tiktoken_encoding\n"
-            f"enc = tiktoken_encoding(tokenizers.load_file({tokenizer!r}))\n"
-            f"docs = [json.loads(l)['text'] for l in open({path!r})]\n"
-            "t0 = time.perf_counter()\nfor d in docs: enc.encode_ordinary(d)\nprint(time.perf_counter() - t0)")
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 def main():
@@ -109,9 +99,9 @@ def main():
     for _ in range(a.rounds):
         for k, f in stages.items():
             times[k].append(clock(f))
-        pair["one alone"].append(float(encode_loop(path, a.tokenizer).communicate()[0]))
-        both = [encode_loop(path, a.tokenizer) for _ in range(2)]
-        pair["two at once"].append(statistics.mean(float(p.communicate()[0]) for p in both))
+        pair["one alone"].append(float(tiktoken_process(path, a.tokenizer).communicate()[0].split()[0]))
+        both = [tiktoken_process(path, a.tokenizer) for _ in range(2)]
+        pair["two at once"].append(statistics.mean(float(p.communicate()[0].split()[0]) for p in both))
     med = {k: statistics.median(v) for k, v in {**times, **pair}.items()}
     print(f"{size / 1e6:.0f} MB, {len(docs):,} documents (synthetic), median of {a.rounds} rounds, one core each:")
     for k in stages:
