@@ -38,7 +38,7 @@ number of special tokens.
 
 from microgpt.tokenizers.base import BOS, Tokenizer, check_special_tokens
 from microgpt.tokenizers.bpe_learn import count_chunks, learn_merges, merge, utf8
-from microgpt.tokenizers.pattern import PATTERN, stdlib_regex
+from microgpt.tokenizers.pattern import PATTERN, check_pattern, stdlib_regex
 
 INF = float("inf")
 MAX_MERGES = 1_000_000            # a saved tokenizer with more is refused before anything is built
@@ -76,9 +76,7 @@ class BPETokenizer(Tokenizer):
         tokens ({name: id}, default: BOS right after the merges) and its split pattern."""
         self.merges = check_merges(merges)
         self.pattern = pattern
-        if pattern != PATTERN:  # (the only one the standard library can run: pattern.py)
-            raise ValueError("unknown split pattern: only microgpt.tokenizers.pattern.PATTERN can run without "
-                             "the `regex` package")
+        check_pattern(pattern)  # (at once: the regex itself is compiled on first use)
         self._findall = None  # compiled on first use: ~1 s, and a tokenizer that only decodes never needs it
         n = 256 + len(self.merges)
         if special_tokens is None:

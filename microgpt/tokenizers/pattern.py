@@ -81,12 +81,17 @@ def unicode_classes():
     return letters, numbers, space
 
 
-def stdlib_regex(pattern=PATTERN):
-    """`pattern` compiled for the standard `re` module; only `PATTERN` is known (ValueError
-    otherwise): this is a translation of one pattern, not of the `regex` syntax."""
+def check_pattern(pattern):
+    """ValueError unless `pattern` is `PATTERN`, the one pattern stdlib_regex can translate."""
     if not isinstance(pattern, str) or pattern != PATTERN:
         raise ValueError("unknown split pattern: only microgpt.tokenizers.pattern.PATTERN can "
                          "run without the `regex` package")
+
+
+def stdlib_regex(pattern=PATTERN):
+    """`pattern` compiled for the standard `re` module; only `PATTERN` is known (ValueError
+    otherwise): this is a translation of one pattern, not of the `regex` syntax."""
+    check_pattern(pattern)
     return _compiled()
 
 
