@@ -4,11 +4,12 @@
 import os
 import sys
 import time
+from array import array
 
 from microgpt.data.prepare import PrepareOptions, prepare
 from microgpt.data.progress import Progress
 from microgpt.data.sharded import PreparedCorpus
-from microgpt.data.shards import check_files
+from microgpt.data.shards import INDEX_TYPE, TYPECODES, check_files
 from microgpt.errors import MicroGPTError
 
 PREPARE = """Tokenize a corpus once into shards that `microgpt train --data DATA_DIR` memory-maps: the same memory
@@ -84,8 +85,8 @@ def _cores():
 def _check(args):
     corpus = PreparedCorpus(args.dir)
     m = corpus.manifest
-    total = sum(s["tokens"] * (2 if m["dtype"] == "uint16" else 4) + 8 * (s["documents"] + s["hashed"])
-                for s in m["shards"])
+    width, index_width = array(TYPECODES[m["dtype"]]).itemsize, array(INDEX_TYPE).itemsize
+    total = sum(s["tokens"] * width + index_width * (s["documents"] + s["hashed"]) for s in m["shards"])
     bar, done, t0 = Progress("checking", total), [0], time.time()
 
     def progress(n):
