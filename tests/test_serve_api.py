@@ -272,3 +272,38 @@ def test_without_the_extra_one_line_says_what_to_install(serve_runs):
     p = subprocess.run([sys.executable, "-c", hide, "serve", "--out", serve_runs["base"]], capture_output=True,
                        text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
     assert_one_line_error(p, "pip install 'microgpt[serve]'")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_connections_to_the_listening_socket_write_without_nagles_delay(host):
+    """asyncio's own loop (the server's without uvloop: PyPy) turns Nagle's algorithm off only on sockets
+    that say they are TCP: a socket made with protocol 0 kept it on, and every small write of a stream
+    on a kept-alive connection waited for the client's delayed ACK (~40 ms a token)."""
+    import asyncio
+    import socket
+
+    from microgpt.serve import bind
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+
+    async def nodelay_of_an_accepted_connection():
+        accepted = asyncio.get_running_loop().create_future()
+
+        class Seen(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        try:
+            listening = bind(host, 0)
+        except Exception as e:  # (a machine without IPv6 on loopback)
+            pytest.skip(f"cannot listen on {host}: {e}")
+        server = await asyncio.get_running_loop().create_server(Seen, sock=listening)
+        _, writer = await asyncio.open_connection(host, listening.getsockname()[1])
+        try:
+            return await asyncio.wait_for(accepted, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(nodelay_of_an_accepted_connection()) != 0

@@ -146,8 +146,9 @@ def build_app(runs, settings=None):
             answer = Answer(job)
 
             async def collect():
-                async for event in job.events(scheduler(job.served)):
-                    answer.add(event)
+                async for events in job.events(scheduler(job.served)):
+                    for event in events:
+                        answer.add(event)
                 return answer.response()
             body = await watching(request.receive, collect)
         finally:

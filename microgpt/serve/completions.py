@@ -13,13 +13,13 @@ The text returned is the continuation only (the prompt is not echoed); logprobs 
 drawn token, the one that completed a stop string included, while the text ends before it.
 """
 
-import json
 import random
 import time
 import uuid
 
 from microgpt.errors import MicroGPTError
 from microgpt.serve.generation import Text
+from microgpt.serve.jsonbytes import dumps
 from microgpt.serve.runs import default_stream_prompt
 from microgpt.serve.schema import bad
 
@@ -75,26 +75,34 @@ class Job:
         return self.ticket is not None and len(self.ticket.events) > 0
 
     async def events(self, scheduler):
-        """("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in order; the
-        rows are stepped by `scheduler` (serve/scheduler.py) among every other request's."""
+        """Lists of ("token", choice, text piece, token, logprob, top) and ("finish", choice, reason), in
+        order, as they come; the rows are stepped by `scheduler` (serve/scheduler.py) among every other
+        request's."""
         for indices, prompts in self.groups:
             self.ticket = ticket = scheduler.submit(prompts, self.rng, **self.options)
             try:
-                async for b, token, logprob, top in ticket:
-                    text = self.texts[indices[b]]
-                    self.completion_tokens += 1
-                    piece = text.add(token)
-                    if text.stopped:
-                        ticket.end(b, "stop")
-                    yield ("token", indices[b], piece, token, logprob, top)
+                async for got in ticket:
+                    out = []
+                    for b, token, logprob, top in got:
+                        if b in ticket.dropped:  # (its stop string completed earlier in this list)
+                            continue
+                        text = self.texts[indices[b]]
+                        self.completion_tokens += 1
+                        piece = text.add(token)
+                        if text.stopped:
+                            ticket.end(b, "stop")
+                        out.append(("token", indices[b], piece, token, logprob, top))
+                    yield out
             finally:
                 if None in ticket.finish:  # the client gone: its rows end before the next step
                     ticket.cancel()
+            out = []
             for b, i in enumerate(indices):
                 rest = self.texts[i].close()
                 if rest:
-                    yield ("token", i, rest, None, None, None)
-                yield ("finish", i, "stop" if self.texts[i].stopped else ticket.finish[b] or "length")
+                    out.append(("token", i, rest, None, None, None))
+                out.append(("finish", i, "stop" if self.texts[i].stopped else ticket.finish[b] or "length"))
+            yield out
 
 
 def chat_prompt(tok, messages):
@@ -195,15 +203,15 @@ class Answer:
         body = {"index": i, "delta": delta} if self.job.chat else {"index": i, "text": delta}
         return {**body, "logprobs": logprobs, "finish_reason": finish}
 
-    def stream(self, event):
-        """Record one event; -> its server-sent events (bytes): each chunk is head() with one choice
-        (and "usage": null when asked), its constant part encoded once."""
+    def stream(self, events):
+        """Record a list of events; -> their server-sent events (bytes): each chunk is head() with one
+        choice (and "usage": null when asked), its constant part encoded once."""
         if self.frame is None:
-            head = json.dumps({**self.head(), "choices": None})
-            tail = ', "usage": null}' if self.job.s.include_usage else "}"
-            self.frame = (b"data: " + head[:-len("null}")].encode() + b"[", b"]" + tail.encode() + b"\n\n")
+            head = dumps({**self.head(), "choices": None})
+            tail = b',"usage":null}' if self.job.s.include_usage else b"}"
+            self.frame = (b"data: " + head[:-len(b"null}")] + b"[", b"]" + tail + b"\n\n")
         start, end = self.frame
-        return b"".join(start + json.dumps(choice).encode() + end for choice in self.add(event))
+        return b"".join(start + dumps(choice) + end for event in events for choice in self.add(event))
 
     def usage_chunk(self):
         return {**self.head(), "choices": [], "usage": self.usage()}

@@ -1,12 +1,11 @@
 """A request's answer as it is made: server-sent events streamed while the client stays, and
 `watching`, which stops the work the moment the client goes away."""
 
-import json
-
 import anyio
 
 from microgpt.errors import MicroGPTError
 from microgpt.serve.completions import Answer
+from microgpt.serve.jsonbytes import dumps
 from microgpt.serve.schema import APIError
 
 
@@ -16,7 +15,7 @@ def model_error(e):
 
 
 def sse(obj):
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+    return b"data: " + dumps(obj) + b"\n\n"
 
 
 async def watching(receive, work):
@@ -60,8 +59,8 @@ class EventStream:
             events = self.job.events(self.scheduler)
             tail, body = b"", b""
             try:
-                async for event in events:
-                    body += answer.stream(event)
+                async for batch in events:
+                    body += answer.stream(batch)
                     if body and not self.job.ready():  # (tokens that came together go out in one write)
                         await send({"type": "http.response.body", "more_body": True, "body": body})
                         body = b""

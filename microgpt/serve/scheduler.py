@@ -14,7 +14,8 @@ Tokens reach their requests on the event loop in hand-overs, each at most STREAM
 token was drawn (a first token, a finished request, and the tokens before a step that prefills go
 at once), and the loop waits until the event loop has taken one before it steps on. Both for
 speed, measured (bench/bench_serve.py): the two threads share one GIL, so letting the event loop's
-Python run during a step only slows the step by more than it saves, and a stream's socket write
+Python run during a step only slows the step by more than it saves (and, without the wait, a step
+that keeps the GIL can hold a first token back for tens of ms), and a stream's socket write
 costs more than building its token's chunk, so several tokens a write go out faster than one.
 
 A `Served` of a reloaded checkpoint is a new object with its own scheduler: new requests go to
@@ -31,7 +32,8 @@ from microgpt.generate import Rows
 
 
 class Ticket:
-    """One group of rows of a request: iterate it for (row index, token, logprob, top); then finish[b]."""
+    """One group of rows of a request: iterate it for lists of (row index, token, logprob, top) -- what
+    came in one hand-over -- then read finish[b]."""
 
     def __init__(self, scheduler, prompts, rng, options):
         self.scheduler, self.prompts, self.rng, self.options = scheduler, prompts, rng, options
@@ -59,10 +61,12 @@ class Ticket:
 
     async def __anext__(self):
         while True:
-            while self.events:
-                event = self.events.popleft()
-                if event[0] not in self.dropped:
-                    return event
+            if self.events:  # (all that came, taken at once: a stream writes them in one go)
+                events, self.events = self.events, collections.deque()
+                events = [e for e in events if e[0] not in self.dropped] if self.dropped else list(events)
+                if events:
+                    return events
+                continue
             if self.closed:
                 if self.error is not None:
                     raise self.error
