@@ -10,8 +10,9 @@ text) and names-sized (names.txt, 4 layers, n_embd 64, block_size 16). Every pro
 BLAS / torch thread (the 2-core machine is shared: threads that spin for a busy core stall a
 step, bench/bench_threads.py), transformers' generate too. For each engine
 (numpy float32; torch float32 on the CPU, or the GPU where there is one) the server runs as
-`microgpt serve --port 0 --max-batch 32` in its own process; this one is the clients. Greedy
-requests, every token with 5 logprobs, alternating, median of repeats:
+`microgpt serve --port 0 --max-batch 32` in its own process; this one is the clients, 32 of them,
+each on its own kept-alive connection (as the openai client keeps its connections: a student's
+requests reuse one). Greedy requests, every token with 5 logprobs, alternating, median of repeats:
   in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
                ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
   1 stream     one streaming /v1/completions request;
@@ -19,7 +20,8 @@ requests, every token with 5 logprobs, alternating, median of repeats:
   long prompt  the first token after a 500-token prompt (max_tokens 1), against the old path:
                the same prompt fed one token per model call (generator().next_logits);
   HF           transformers' generate on the exported model (`microgpt export`), greedy, batch 1
-               and batch 32, the same number of new tokens, against 1 stream and 32 streams.
+               and batch 32, the same new tokens (ending at BOS in a names-like run, as our rows
+               do), against 1 stream and 32 streams.
 """
 
 import argparse
@@ -59,10 +61,10 @@ def train(tmp, name):
     return out
 
 
-def stream(port, body):
-    """(tokens, seconds to the first token, seconds in all) of one streaming request."""
+def stream(conn, body):
+    """(tokens, seconds to the first token, seconds in all) of one streaming request on a kept-alive
+    connection (as the openai client keeps its connections: a student's requests reuse one)."""
     t0 = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", "/v1/completions", json.dumps({**body, "stream": True}), {"Content-Type": "application/json"})
     r = conn.getresponse()
     tokens, first, buf = 0, None, b""
@@ -70,17 +72,18 @@ def stream(port, body):
         buf += chunk
         *events, buf = buf.split(b"\n\n")
         for e in events:  # a chunk with a token has logprobs (found without parsing: the client's time is not
-            if b'"logprobs": {"tokens"' in e:  # the server's, and 32 client threads share this process's GIL)
+            if b'"tokens"' in e:  # the server's, and 32 client threads share this process's GIL)
                 tokens += 1
                 first = first or time.perf_counter() - t0
-    conn.close()
     return tokens, first, time.perf_counter() - t0
 
 
-def many(port, body, n):
+def many(conns, body):
+    """The same request on every connection at once: -> ([(tokens, first, seconds)], seconds in all)."""
+    n = len(conns)
     results = [None] * n
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, stream(port, body))) for i in range(n)]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, stream(conns[i], body))) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -88,8 +91,9 @@ def many(port, body, n):
     return results, time.perf_counter() - t0
 
 
-def hf_rate(folder, ids, new, batch, device):
-    """Tokens per second of transformers' greedy generate, batch rows of the same prompt."""
+def hf_rate(folder, ids, new, batch, device, stop):
+    """Tokens per second of transformers' greedy generate, batch rows of the same prompt, ending at the
+    stop token as our rows do (a names-like run's BOS: the stop token is not counted, as ours is not)."""
     import torch
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).to(device)
@@ -97,8 +101,11 @@ def hf_rate(folder, ids, new, batch, device):
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=new,
-                             min_new_tokens=new, pad_token_id=0)
-    return (out.shape[1] - len(ids)) * batch / (time.perf_counter() - t0)
+                             eos_token_id=stop, pad_token_id=0 if stop is None else stop,
+                             **({} if stop is not None else {"min_new_tokens": new}))
+    seconds = time.perf_counter() - t0
+    made = out[:, len(ids):]
+    return int((made != stop).sum() if stop is not None else made.numel()) / seconds
 
 
 def measure(run, engine, args, folder):
@@ -135,20 +142,21 @@ def measure(run, engine, args, folder):
                 gen.next_logits([t], p)
             return time.perf_counter() - t0
 
-        stream(port, body)  # (warm up)
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=600) for _ in range(args.streams)]
+        many(conns, body)  # (warm up: every connection open)
         rates = {"in process": [], "1 stream": [], "32 streams": [], "32 rows in process": []}
         firsts, prefill = [], {"old": [], "new": []}
         for _ in range(args.repeats):
             rates["in process"].append(in_process())
-            n, _, s = stream(port, body)
+            n, _, s = stream(conns[0], body)
             rates["1 stream"].append(n / s)
-            results, s = many(port, body, args.streams)
+            results, s = many(conns, body)
             rates["32 streams"].append(sum(r[0] for r in results) / s)
             rates["32 rows in process"].append(in_process(args.streams))
             firsts += [r[1] for r in results]
             if long:
                 prefill["old"].append(old_prefill())
-                prefill["new"].append(stream(port, {**body, "prompt": long, "max_tokens": 1})[1])
+                prefill["new"].append(stream(conns[0], {**body, "prompt": long, "max_tokens": 1})[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
         c = served.config
         print(f"\n{name}: {served.engine} engine ({served.model.description}), {c.n_layer} layers, n_embd {c.n_embd}, "
@@ -172,7 +180,8 @@ def measure(run, engine, args, folder):
             import torch
             device = "cuda" if engine == "torch" and torch.cuda.is_available() else "cpu"
             for b, ours in ((1, med["1 stream"]), (args.streams, med["32 streams"])):
-                theirs = statistics.median(hf_rate(folder, prompt, new, b, device) for _ in range(args.repeats))
+                theirs = statistics.median(hf_rate(folder, prompt, new, b, device, tok.BOS if docs else None)
+                                           for _ in range(args.repeats))
                 print(f"  transformers generate, batch {b}: {theirs:8.0f} tokens/s; ours / theirs {ours / theirs:.2f}x "
                       f"(target >= 1)")
     finally:
