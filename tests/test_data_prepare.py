@@ -67,6 +67,8 @@ def test_shards_decode_back_to_the_documents_each_in_the_split_its_hash_says(tmp
     assert val == [d for d in docs if doc_hash(d) < threshold] and 0.1 < len(val) / len(docs) < 0.3
     sp = corpus.split("train")
     assert all(sp.document(i)[-1] == corpus.tokenizer.BOS for i in range(sp.n_docs))
+    examples = ShardedDataset(corpus, "docs", 16, random.Random(0)).val_examples(5, 8)  # (as text.Dataset's: no BOS)
+    assert examples == [corpus.tokenizer.encode(d) for d in val[:5]]
     assert len(m["shards"]) > 2 and m["totals"]["train"]["documents"] == len(train)
     assert all(s["tokens"] <= shard_tokens for s in m["shards"])
     assert m["sources"][0]["documents"] == len(docs) and len(m["sources"][0]["sha256"]) == 64

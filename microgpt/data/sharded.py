@@ -119,9 +119,12 @@ class ShardedDataset:
                 for g in _strided(len(grid), max_seqs)]
 
     def val_examples(self, n, width):
-        """A few validation sequences to draw: the first n documents, or n windows of `width` tokens."""
+        """A few validation sequences to draw: the first n documents (without the BOS that closes each, as
+        text.Dataset's; at most block_size tokens of one), or n windows of `width` tokens."""
         if self.mode == "docs":
-            return [self._doc_tokens(self.val, i)[1:] for i in range(min(n, self.val.n_docs))]
+            v = self.val
+            return [v.read(start, min(end - 1, start + self.block_size))
+                    for start, end in ((v.doc_end(i - 1) if i else 0, v.doc_end(i)) for i in range(min(n, v.n_docs)))]
         return [self.val.read(i * width, (i + 1) * width) for i in range(n) if (i + 1) * width <= self.val.n_tokens]
 
 
