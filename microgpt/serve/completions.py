@@ -138,10 +138,10 @@ def base_prompt(served, p):
 
 # -- OpenAI's shapes
 
-def token_entry(tok, token, logprob, top):
+def token_entry(served, token, logprob, top):
     """A chat logprobs.content entry."""
     def one(t, lp):
-        return {"token": tok.piece(t), "logprob": lp, "bytes": list(tok.token_bytes(t))}
+        return {"token": served.piece(t), "logprob": lp, "bytes": list(served.tokenizer.token_bytes(t))}
     return {**one(token, logprob), "top_logprobs": [one(t, lp) for t, lp in top]}
 
 
@@ -149,7 +149,7 @@ class Answer:
     """Collects a job's events into one response, or turns each into stream chunks."""
 
     def __init__(self, job):
-        self.job, self.tok = job, job.served.tokenizer
+        self.job = job
         n = len(job.texts)
         self.text, self.finish = [""] * n, [None] * n
         self.entries = [[] for _ in range(n)]
@@ -173,7 +173,7 @@ class Answer:
         if not self.job.s.logprobs or token is None:
             return None
         if self.job.chat:
-            return {"content": [token_entry(self.tok, token, logprob, top)]}
+            return {"content": [token_entry(self.job.served, token, logprob, top)]}
         piece = self.job.served.piece
         return {"tokens": [piece(token)], "token_logprobs": [logprob],
                 "top_logprobs": [{piece(t): lp for t, lp in top}], "text_offset": [self.offset[i]]}
