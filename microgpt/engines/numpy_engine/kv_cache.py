@@ -64,7 +64,8 @@ class KVCache(ArrayCache):
         x = _rmsnorm(x)
         hidden = np.where(pos[:, :, None] < np.arange(Tk), -np.inf, 0).astype(x.dtype)[:, None]  # [R, 1, T, Tk]
         for li, (wqkv, wo, fc1, fc2) in enumerate(w["layers"]):
-            q, k, v = np.split(_linear(_rmsnorm(x), wqkv), 3, axis=-1)
+            qkv = _linear(_rmsnorm(x), wqkv)
+            q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]
             if c.pos == "rope":
                 q, k = self._rope(q, pos), self._rope(k, pos)
             if c.qk_norm:
@@ -100,20 +101,25 @@ class KVCache(ArrayCache):
 
 
 def _weights(params, config):
-    """The arrays a forward pass reads: per layer (wq, wk and wv stacked, wo, fc1, fc2), and the rest."""
+    """The arrays a forward pass reads: per layer (wq, wk and wv stacked, wo, fc1, fc2) and lm_head, each
+    transposed into a contiguous [in, out] copy (BLAS multiplies rows by it ~1.4x faster than by a
+    transposed view: measured 32 rows x [128, 384], 47 -> 33 us), and the embeddings as they are."""
     p = {name: t.data for name, t in params.items()}
-    layers = [(np.concatenate([p[f"layer{i}.attn_w{n}"] for n in "qkv"]), p[f"layer{i}.attn_wo"],
-               p[f"layer{i}.mlp_fc1"], p[f"layer{i}.mlp_fc2"]) for i in range(config.n_layer)]
-    return {**p, "layers": layers}
+    t = np.ascontiguousarray
+    layers = [(t(np.concatenate([p[f"layer{i}.attn_w{n}"] for n in "qkv"]).T), t(p[f"layer{i}.attn_wo"].T),
+               t(p[f"layer{i}.mlp_fc1"].T), t(p[f"layer{i}.mlp_fc2"].T)) for i in range(config.n_layer)]
+    return {**p, "layers": layers, "lm_head": t(p["lm_head"].T)}
 
 
-def _linear(x, w):
-    """tensor.linear on arrays, as one 2-D matmul (a stack of [1, C] rows would be one BLAS call each)."""
-    return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+def _linear(x, wt):
+    """tensor.linear on arrays, given the weight transposed (wt [in, out]), as one 2-D matmul (a stack of
+    [1, C] rows would be one BLAS call each)."""
+    return (x.reshape(-1, x.shape[-1]) @ wt).reshape(*x.shape[:-1], wt.shape[1])
 
 
 def _rmsnorm(x):
-    return x * ((x * x).mean(axis=-1, keepdims=True) + RMSNORM_EPS) ** -0.5
+    # (the mean as a sum over n: what .mean computes, without its Python wrapper -- a step calls this 9 times)
+    return x * ((x * x).sum(axis=-1, keepdims=True) / x.shape[-1] + RMSNORM_EPS) ** -0.5
 
 
 def attention(q, keys, values, hidden):
