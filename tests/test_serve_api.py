@@ -3,6 +3,7 @@ plain and streaming, chat and completions, the same text as `microgpt sample` (t
 and a seed at temperature > 0), logprobs = the model's own token losses, stop strings, top_p and
 top_k, the API key, and the command itself. Generation stepping = sample.generate, draw for draw."""
 
+import json
 import os
 import random
 import re
@@ -307,3 +308,25 @@ def test_connections_to_the_listening_socket_write_without_nagles_delay(host):
             server.close()
 
     assert asyncio.run(nodelay_of_an_accepted_connection()) != 0
+
+
+def test_stream_chunks_are_the_same_json_with_orjson_or_without(server, monkeypatch):
+    """serve/jsonbytes.py encodes with orjson where it is installed, else with json (PyPy): the same stream."""
+    import urllib.request
+
+    from microgpt.serve import completions, events, jsonbytes
+
+    def stream():
+        body = dict(model="stream", prompt="a cat", temperature=1, seed=2, max_tokens=12, logprobs=3, stream=True,
+                    stream_options={"include_usage": True})
+        req = urllib.request.Request(server.url + "/v1/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            lines = [line[6:] for line in r.read().decode().split("\n\n") if line.startswith("data: ")]
+        assert lines[-1] == "[DONE]"
+        return [{k: v for k, v in json.loads(line).items() if k not in ("id", "created")} for line in lines[:-1]]
+
+    first = stream()
+    for module in (completions, events):
+        monkeypatch.setattr(module, "dumps", jsonbytes.json_dumps)
+    assert stream() == first and len(first) > 12 and first[0]["choices"][0]["logprobs"]["top_logprobs"]

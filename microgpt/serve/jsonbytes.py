@@ -8,8 +8,13 @@ The two differ only in spacing (orjson writes none) and in the digits of a float
 
 import json
 
+
+def json_dumps(obj):
+    """The standard library's encoding, as bytes."""
+    return json.dumps(obj).encode()
+
+
 try:
     from orjson import dumps
 except ImportError:  # (PyPy, or serve without its extra)
-    def dumps(obj):
-        return json.dumps(obj).encode()
+    dumps = json_dumps
