@@ -11,12 +11,13 @@ it gets does not depend on who else is served. A row's cache memory is given bac
 row ends; the thread stops when nothing is left and starts again with the next request.
 
 Tokens reach their requests on the event loop in hand-overs, each at most STREAM_EVERY after the
-token was drawn (a first token, a finished request, and the tokens before a step that prefills go
-at once), and the loop waits until the event loop has taken one before it steps on. Both for
-speed, measured (bench/bench_serve.py): the two threads share one GIL, so letting the event loop's
-Python run during a step only slows the step by more than it saves (and, without the wait, a step
-that keeps the GIL can hold a first token back for tens of ms), and a stream's socket write
-costs more than building its token's chunk, so several tokens a write go out faster than one.
+token was drawn (a request's first token and its end go at once, without the others' tokens; every
+token goes before a step that prefills), and the loop waits until the event loop has taken one
+before it steps on. Both for speed, measured (bench/bench_serve.py): the two threads share one
+GIL, so letting the event loop's Python run during a step only slows the step by more than it
+saves (and, without the wait, a step that keeps the GIL can hold a first token back for tens of
+ms), and a stream's socket write costs more than building its token's chunk, so several tokens a
+write go out faster than one.
 
 A `Served` of a reloaded checkpoint is a new object with its own scheduler: new requests go to
 it, the old one finishes the requests it has and stops.
@@ -140,9 +141,15 @@ class Scheduler:
                 closed += self._finished()
                 events += [(row.tag, token, logprob, top) for row, token, logprob, top in out]
                 now = time.monotonic()
-                if closed or now - since >= STREAM_EVERY or any(len(row.new) == 1 for row, _, _, _ in out):
+                if now - since >= STREAM_EVERY:
                     self._hand_over(events, closed)
                     closed, events, since = [], [], now
+                    continue
+                # (at once: the requests whose first token came or that ended; the others' tokens keep waiting)
+                urgent = {row.tag[0] for row, _, _, _ in out if len(row.new) == 1}.union(closed)
+                if urgent:
+                    self._hand_over([e for e in events if e[0][0] in urgent], closed)
+                    closed, events = [], [e for e in events if e[0][0] not in urgent]
         except BaseException as e:  # (a fault of ours: no request is left waiting for ever)
             with self.lock:
                 self.running = False
