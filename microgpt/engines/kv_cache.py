@@ -56,7 +56,7 @@ class ArrayCache(Slots):
     def add(self):
         row = super().add()
         if row >= self.capacity:
-            cap = max(4, 2 * self.capacity)
+            cap = max(1, 2 * self.capacity)  # (one row first: a lone request zeroes one row of memory, not four)
             k, v = ([self._zeros(cap) for _ in range(self.config.n_layer)] for _ in range(2))
             n = max(self.length.values())  # (only the filled positions are copied: the rest stays untouched)
             for old, grown in ((self.k or [], k), (self.v or [], v)):
