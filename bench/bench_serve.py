@@ -1,7 +1,7 @@
 """`microgpt serve` with continuous batching: 32 streams against one, the server against generating in
 process, the time to the first token, a long prompt's prefill, and transformers' `generate`.
 
-    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py               # ~5 minutes on 2 cores
+    MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py               # 30 s to 5 minutes on 2 cores
     MICROGPT_DATA_DIR=../shared/data python bench/bench_serve.py --engines numpy --repeats 1
 
 It trains (a few steps: speed does not depend on quality) two numpy float32 runs in a temporary
