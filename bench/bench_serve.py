@@ -91,6 +91,16 @@ def many(conns, body):
     return results, time.perf_counter() - t0
 
 
+def server_cpu(pid):
+    """The process's CPU seconds so far (user + system, all its threads), or None where /proc is not."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def hf_rate(folder, ids, new, batch, device, stop):
     """Tokens per second of transformers' greedy generate, batch rows of the same prompt, ending at the
     stop token as our rows do (a names-like run's BOS: the stop token is not counted, as ours is not)."""
@@ -145,12 +155,15 @@ def measure(run, engine, args, folder):
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=600) for _ in range(args.streams)]
         many(conns, body)  # (warm up: every connection open)
         rates = {"in process": [], "1 stream": [], "32 streams": [], "32 rows in process": []}
-        firsts, prefill = [], {"old": [], "new": []}
+        firsts, prefill, busy = [], {"old": [], "new": []}, []
         for _ in range(args.repeats):
             rates["in process"].append(in_process())
             n, _, s = stream(conns[0], body)
             rates["1 stream"].append(n / s)
+            cpu = server_cpu(server.pid)
             results, s = many(conns, body)
+            if cpu is not None:
+                busy.append((server_cpu(server.pid) - cpu) / s)
             rates["32 streams"].append(sum(r[0] for r in results) / s)
             rates["32 rows in process"].append(in_process(args.streams))
             firsts += [r[1] for r in results]
@@ -170,6 +183,9 @@ def measure(run, engine, args, folder):
         print(f"  1 stream / in process: {med['1 stream'] / med['in process']:.2f}x (target >= 0.9);  "
               f"{args.streams} streams / {args.streams} rows in process: "
               f"{med['32 streams'] / med['32 rows in process']:.2f}x")
+        if busy:  # (about 1.0: the server is bound by its one GIL; the machine has more cores)
+            print(f"  server process during {args.streams} streams: {statistics.median(busy):.2f} cores busy "
+                  f"(CPU seconds per second)")
         print(f"  first token at {args.streams} streams: median {statistics.median(firsts):.3f} s (target <= 0.3), "
               f"slowest {max(firsts):.3f} s")
         if long:
