@@ -16,7 +16,8 @@ requests reuse one). Greedy requests, every token with 5 logprobs, alternating, 
   in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
                ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
   1 stream     one streaming /v1/completions request;
-  32 streams   32 such requests at once: tokens per second over all, and each one's first token;
+  32 streams   32 such requests at once: tokens per second over all, each one's first token, and
+               how busy the server process is meanwhile (CPU seconds per second, from /proc);
   long prompt  the first token after a 500-token prompt (max_tokens 1), against the old path:
                the same prompt fed one token per model call (generator().next_logits);
   HF           transformers' generate on the exported model (`microgpt export`), greedy, batch 1
