@@ -92,7 +92,7 @@ class ShardedDataset:
 
     def _doc_tokens(self, split, i):
         # [BOS] + doc + [BOS], cut to block_size + 1 tokens (the document's own BOS closes it)
-        start, end = (split.doc_end(i - 1) if i else 0), split.doc_end(i)
+        start, end = split.doc_span(i)
         return [self.tokenizer.BOS] + split.read(start, min(end, start + self.block_size))
 
     def train_batch(self, step, batch_size, seed):
@@ -122,9 +122,8 @@ class ShardedDataset:
         """A few validation sequences to draw: the first n documents (without the BOS that closes each, as
         text.Dataset's; at most block_size tokens of one), or n windows of `width` tokens."""
         if self.mode == "docs":
-            v = self.val
-            return [v.read(start, min(end - 1, start + self.block_size))
-                    for start, end in ((v.doc_end(i - 1) if i else 0, v.doc_end(i)) for i in range(min(n, v.n_docs)))]
+            spans = (self.val.doc_span(i) for i in range(min(n, self.val.n_docs)))
+            return [self.val.read(start, min(end - 1, start + self.block_size)) for start, end in spans]
         return [self.val.read(i * width, (i + 1) * width) for i in range(n) if (i + 1) * width <= self.val.n_tokens]
 
 

@@ -212,9 +212,13 @@ class Split:
         k = bisect.bisect_right(self.doc_starts, i) - 1
         return self.token_starts[k] + self.ends[k][i - self.doc_starts[k]]
 
+    def doc_span(self, i):
+        """(start, end) of document i's tokens, its closing BOS the last of them."""
+        return (self.doc_end(i - 1) if i else 0), self.doc_end(i)
+
     def document(self, i):
         """Document i's tokens, its closing BOS included."""
-        return self.read(self.doc_end(i - 1) if i else 0, self.doc_end(i))
+        return self.read(*self.doc_span(i))
 
     def has_hash(self, h):
         for hashes in self.hashes:
