@@ -84,7 +84,7 @@ class Job:
                 async for got in ticket:
                     out = []
                     for b, token, logprob, top in got:
-                        if b in ticket.dropped:  # (its stop string completed earlier in this list)
+                        if b in ticket.dropped:  # (the row ended: its stop string, maybe earlier in this list)
                             continue
                         text = self.texts[indices[b]]
                         self.completion_tokens += 1

@@ -41,7 +41,7 @@ class Ticket:
         self.rows, self.error = [], None
         # what the scheduler handed over and is not read yet (touched on the event loop only)
         self.events, self.closed, self.arrived = collections.deque(), False, asyncio.Event()
-        self.dropped = set()  # row indices the request ended (no more of their tokens are handed on)
+        self.dropped = set()  # row indices the request ended (their tokens still to come are skipped: Job.events)
 
     @property
     def finish(self):
@@ -63,11 +63,8 @@ class Ticket:
     async def __anext__(self):
         while True:
             if self.events:  # (all that came, taken at once: a stream writes them in one go)
-                events, self.events = self.events, collections.deque()
-                events = [e for e in events if e[0] not in self.dropped] if self.dropped else list(events)
-                if events:
-                    return events
-                continue
+                events, self.events = list(self.events), collections.deque()
+                return events
             if self.closed:
                 if self.error is not None:
                     raise self.error
