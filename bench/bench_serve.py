@@ -63,8 +63,7 @@ def train(tmp, name):
 
 
 def stream(conn, body):
-    """(tokens, seconds to the first token, seconds in all) of one streaming request on a kept-alive
-    connection (as the openai client keeps its connections: a student's requests reuse one)."""
+    """(tokens, seconds to the first token, seconds in all) of one streaming request on a kept-alive connection."""
     t0 = time.perf_counter()
     conn.request("POST", "/v1/completions", json.dumps({**body, "stream": True}), {"Content-Type": "application/json"})
     r = conn.getresponse()
