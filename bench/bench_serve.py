@@ -18,6 +18,8 @@ requests reuse one). Greedy requests, every token with 5 logprobs, alternating, 
   1 stream     one streaming /v1/completions request;
   32 streams   32 such requests at once: tokens per second over all, each one's first token, and
                how busy the server process is meanwhile (CPU seconds per second, from /proc);
+  model process  the same two against `serve --model-process` (the model steps in a process of its
+               own, so the HTTP side and the model each have a core): both servers run side by side;
   long prompt  the first token after a 500-token prompt (max_tokens 1), against the old path:
                the same prompt fed one token per model call (generator().next_logits);
   HF           transformers' generate on the exported model (`microgpt export`), greedy, batch 1
@@ -101,6 +103,19 @@ def server_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid):
+    """The child processes of pid (a --model-process server's model processes), where /proc says."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def label(what, mode):
+    return what if mode == "server process" else f"{what}, model process"
+
+
 def hf_rate(folder, ids, new, batch, device, stop):
     """Tokens per second of transformers' greedy generate, batch rows of the same prompt, ending at the
     stop token as our rows do (a names-like run's BOS: the stop token is not counted, as ours is not)."""
@@ -128,11 +143,16 @@ def measure(run, engine, args, folder):
     new = min(args.tokens, bs - len(prompt))
     name = os.path.basename(run)
     body = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5}
-    server = subprocess.Popen([sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine",
-                               engine, "--max-batch", str(args.streams)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
+    servers, ports = {}, {}
+    for mode in args.modes:  # the server's own process, or --model-process (the model in a second one)
+        servers[mode] = subprocess.Popen(
+            [sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine", engine, "--max-batch",
+             str(args.streams)] + (["--model-process"] if mode == "model process" else []), stdout=subprocess.PIPE,
+            text=True, env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
     try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))).group(1))
+        for mode, server in servers.items():
+            ports[mode] = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))
+                                        ).group(1))
 
         def in_process(n=1):
             t0 = time.perf_counter()
@@ -152,42 +172,48 @@ def measure(run, engine, args, folder):
                 gen.next_logits([t], p)
             return time.perf_counter() - t0
 
-        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=600) for _ in range(args.streams)]
-        many(conns, body)  # (warm up: every connection open)
-        rates = {"in process": [], "1 stream": [], "32 streams": [], "32 rows in process": []}
-        firsts, prefill, busy = [], {"old": [], "new": []}, []
+        conns = {m: [http.client.HTTPConnection("127.0.0.1", p, timeout=600) for _ in range(args.streams)]
+                 for m, p in ports.items()}
+        for c in conns.values():
+            many(c, body)  # (warm up: every connection open, every model process loaded)
+        rates = {"in process": [], "32 rows in process": []}
+        firsts, prefill, busy = {m: [] for m in conns}, {"old": [], "new": []}, {m: [] for m in conns}
         for _ in range(args.repeats):
             rates["in process"].append(in_process())
-            n, _, s = stream(conns[0], body)
-            rates["1 stream"].append(n / s)
-            cpu = server_cpu(server.pid)
-            results, s = many(conns, body)
-            if cpu is not None:
-                busy.append((server_cpu(server.pid) - cpu) / s)
-            rates["32 streams"].append(sum(r[0] for r in results) / s)
+            for m, c in conns.items():
+                n, _, s = stream(c[0], body)
+                rates.setdefault(label("1 stream", m), []).append(n / s)
+                pids = [servers[m].pid] + children(servers[m].pid)
+                cpu = [server_cpu(p) for p in pids]
+                results, s = many(c, body)
+                if None not in cpu:
+                    busy[m].append([(server_cpu(p) - c0) / s for p, c0 in zip(pids, cpu)])
+                rates.setdefault(label("32 streams", m), []).append(sum(r[0] for r in results) / s)
+                firsts[m] += [r[1] for r in results]
             rates["32 rows in process"].append(in_process(args.streams))
-            firsts += [r[1] for r in results]
             if long:
                 prefill["old"].append(old_prefill())
-                prefill["new"].append(stream(conns[0], {**body, "prompt": long, "max_tokens": 1})[1])
+                prefill["new"].append(stream(conns[args.modes[0]][0], {**body, "prompt": long, "max_tokens": 1})[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
         c = served.config
         print(f"\n{name}: {served.engine} engine ({served.model.description}), {c.n_layer} layers, n_embd {c.n_embd}, "
               f"block_size {bs}, {new} tokens a request, median of {args.repeats}")
         for k, v in med.items():
-            print(f"  {k:>18}: {v:8.0f} tokens/s")
+            print(f"  {k:>28}: {v:8.0f} tokens/s")
         ceiling = med["32 rows in process"] / med["in process"]
-        print(f"  {args.streams} streams / 1 stream: {med['32 streams'] / med['1 stream']:.2f}x (target >= 8); "
-              f"in process {args.streams} rows / 1 row: {ceiling:.2f}x (its ceiling while one stream runs at the "
-              f"in-process rate)")
-        print(f"  1 stream / in process: {med['1 stream'] / med['in process']:.2f}x (target >= 0.9);  "
-              f"{args.streams} streams / {args.streams} rows in process: "
-              f"{med['32 streams'] / med['32 rows in process']:.2f}x")
-        if busy:  # (about 1.0: the server is bound by its one GIL; the machine has more cores)
-            print(f"  server process during {args.streams} streams: {statistics.median(busy):.2f} cores busy "
-                  f"(CPU seconds per second)")
-        print(f"  first token at {args.streams} streams: median {statistics.median(firsts):.3f} s (target <= 0.3), "
-              f"slowest {max(firsts):.3f} s")
+        print(f"  in process {args.streams} rows / 1 row: {ceiling:.2f}x (the ceiling of {args.streams} streams / 1 "
+              f"stream while one stream runs at the in-process rate)")
+        for m in args.modes:
+            one, several = med[label("1 stream", m)], med[label("32 streams", m)]
+            print(f"  {m}: {args.streams} streams / 1 stream {several / one:.2f}x (target >= 8); 1 stream / in process "
+                  f"{one / med['in process']:.2f}x (target >= 0.9); {args.streams} streams / {args.streams} rows in "
+                  f"process {several / med['32 rows in process']:.2f}x")
+            if busy[m]:  # (server about 1.0: bound by its one GIL; the machine has more cores)
+                cores = [statistics.median(b) for b in zip(*busy[m])]
+                print(f"    cores busy during {args.streams} streams (CPU seconds per second): server {cores[0]:.2f}"
+                      + (f", model process {cores[1]:.2f}" if len(cores) > 1 else ""))
+            print(f"    first token at {args.streams} streams: median {statistics.median(firsts[m]):.3f} s (target <= "
+                  f"0.3), slowest {max(firsts[m]):.3f} s")
         if long:
             old, now = statistics.median(prefill["old"]), statistics.median(prefill["new"])
             print(f"  500-token prompt, first token: {now:.3f} s, old path {old:.3f} s: {old / now:.1f}x "
@@ -195,14 +221,15 @@ def measure(run, engine, args, folder):
         if folder:
             import torch
             device = "cuda" if engine == "torch" and torch.cuda.is_available() else "cpu"
-            for b, ours in ((1, med["1 stream"]), (args.streams, med["32 streams"])):
+            for b, key in ((1, "1 stream"), (args.streams, "32 streams")):
                 theirs = statistics.median(hf_rate(folder, prompt, new, b, device, tok.BOS if docs else None)
                                            for _ in range(args.repeats))
-                print(f"  transformers generate, batch {b}: {theirs:8.0f} tokens/s; ours / theirs {ours / theirs:.2f}x "
-                      f"(target >= 1)")
+                print(f"  transformers generate, batch {b}: {theirs:8.0f} tokens/s; ours / theirs " + ", ".join(
+                    f"{med[label(key, m)] / theirs:.2f}x ({m})" for m in args.modes) + " (target >= 1)")
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers.values():
+            server.terminate()
+            server.wait(30)
 
 
 def main():
@@ -213,6 +240,9 @@ def main():
     ap.add_argument("--engines", default="numpy,torch", help="comma-separated (default numpy,torch)")
     ap.add_argument("--models", default="shakespeare,names", help="comma-separated (default shakespeare,names)")
     ap.add_argument("--no-hf", action="store_true", help="skip transformers' generate")
+    ap.add_argument("--modes", default="server process,model process", type=lambda v: v.split(","),
+                    help="the servers to measure: 'server process' (the model steps in the server's process, the "
+                         "default of microgpt serve), 'model process' (serve --model-process); default both")
     args = ap.parse_args()
     os.environ.update(ONE_THREAD)
     if "torch" in args.engines or not args.no_hf:

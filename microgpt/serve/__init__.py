@@ -60,7 +60,7 @@ def bind(host, port):
 
 
 def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=None, settings=None, max_batch=32,
-          max_cache_mb=1024):
+          max_cache_mb=1024, model_process=False):
     """Open the runs in `outs`, then serve them until Ctrl-C."""
     require_extra()
     if not 0 <= port <= 65535:
@@ -72,7 +72,7 @@ def serve(outs, host="127.0.0.1", port=8000, api_key=None, reload=False, engine=
     runs = Runs(outs, engine=engine, reload=reload, log=lambda m: print(m, file=sys.stderr, flush=True))
     settings = settings or Settings()
     settings.api_key, settings.host = api_key, host
-    settings.max_batch, settings.max_cache_mb = max_batch, max_cache_mb
+    settings.max_batch, settings.max_cache_mb, settings.model_process = max_batch, max_cache_mb, model_process
     app = build_app(runs, settings)
     sock = bind(host, port)
     port = sock.getsockname()[1]

@@ -36,6 +36,7 @@ from microgpt.serve.events import EventStream, model_error, watching
 from microgpt.serve.page import page_response
 from microgpt.serve.scheduler import Scheduler
 from microgpt.serve.schema import APIError, Limits, bad
+from microgpt.serve.worker import ProcessScheduler
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Settings:
     max_waiting: int = 64    # requests waiting for a turn; more are refused (429)
     max_batch: int = 32      # rows stepped together per model (a request's n choices of a chat are n rows)
     max_cache_mb: float = 1024  # KV-cache memory per model (rows x 2 x n_layer x block_size x n_embd x 8 bytes)
+    model_process: bool = False  # each model steps in a process of its own (serve/worker.py)
     limits: Limits = field(default_factory=Limits)
     reload_every: float = 1.0  # seconds between looks at the checkpoints (with reload)
 
@@ -89,8 +91,14 @@ def build_app(runs, settings=None):
     def scheduler(s):
         """The scheduler of a Served (made at its first request; a reloaded run is a new Served)."""
         if s.scheduler is None:
-            s.scheduler = Scheduler(s, settings.max_batch, int(settings.max_cache_mb * 2 ** 20))
+            cache = int(settings.max_cache_mb * 2 ** 20)
+            s.scheduler = ProcessScheduler(s, settings.max_batch, cache, runs.engine) if settings.model_process \
+                else Scheduler(s, settings.max_batch, cache)
         return s.scheduler
+
+    if settings.model_process:  # (the model processes start loading now, not at the first request)
+        for s in runs:
+            scheduler(s)
 
     def served(name):
         if not isinstance(name, str) or not name:
@@ -212,6 +220,9 @@ def build_app(runs, settings=None):
                 tg.start_soon(watch_checkpoints)
             yield
             tg.cancel_scope.cancel()
+        for s in runs:  # (model processes stop: their stdin closes)
+            if s.scheduler is not None:
+                s.scheduler.retire()
 
     routes = [Route("/", page), Route("/v1/models", endpoint(models)), Route("/v1/models/{name:path}", endpoint(model)),
               Route("/v1/completions", endpoint(complete), methods=["POST"]),

@@ -16,6 +16,6 @@ def json_dumps(obj):
 
 
 try:
-    from orjson import dumps
+    from orjson import dumps, loads
 except ImportError:  # (PyPy, or serve without its extra)
-    dumps = json_dumps
+    dumps, loads = json_dumps, json.loads

@@ -120,6 +120,8 @@ class Runs:
                 self._failed[name] = sig
                 continue
             self.by_name[name] = new
+            if served.scheduler is not None:  # (it finishes the requests it has, then stops)
+                served.scheduler.retire()
             self.log(f"reloaded {name}: step {served.step} -> {new.step}")
 
 

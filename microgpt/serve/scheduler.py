@@ -77,6 +77,27 @@ STREAM_EVERY = 0.02  # seconds: the longest a drawn token waits to be handed ove
 HAND_OVER_WAIT = 0.5  # seconds: the longest the loop waits for the event loop to take a hand-over
 
 
+def hand_over(loop, events, closed):
+    """Give tokens [((ticket, b), token, logprob, top)] and the tickets that ended to their requests, on the
+    event loop, and wait (at most HAND_OVER_WAIT seconds) until the requests woken have written them."""
+    taken = threading.Event()
+
+    def deliver():
+        for (ticket, b), token, logprob, top in events:
+            ticket.events.append((b, token, logprob, top))
+            ticket.arrived.set()
+        for ticket in closed:
+            ticket.closed = True
+            ticket.arrived.set()
+        loop.call_soon(taken.set)  # (after the requests woken above have run)
+    if events or closed:
+        try:
+            loop.call_soon_threadsafe(deliver)
+        except RuntimeError:  # (the event loop closed: the server has stopped)
+            return
+        taken.wait(HAND_OVER_WAIT)
+
+
 class Scheduler:
     def __init__(self, served, max_batch=32, max_cache_bytes=1 << 30):
         self.served = served
@@ -99,13 +120,20 @@ class Scheduler:
     def submit(self, prompts, rng, **options):
         """Queue a group of rows (prompts continued together from one rng): -> its Ticket. (On the event loop.)"""
         ticket = Ticket(self, prompts, rng, options)
+        self.loop = asyncio.get_running_loop()
+        self.queue(ticket)
+        return ticket
+
+    def queue(self, group):
+        """Add a group (a Ticket, or worker.Group in a model process) to the waiting line."""
         with self.lock:
-            self.loop = asyncio.get_running_loop()
-            self.waiting.append(ticket)
+            self.waiting.append(group)
             if not self.running:
                 self.running = True
                 threading.Thread(target=self._run, name=f"scheduler {self.served.name}", daemon=True).start()
-        return ticket
+
+    def retire(self):
+        """A reload replaced this model: the thread stops by itself once its requests are done."""
 
     def ask_end(self, ticket, b, reason):
         with self.lock:
@@ -158,24 +186,7 @@ class Scheduler:
             raise
 
     def _hand_over(self, events, closed):
-        """Give a step's tokens and the tickets that ended to their requests, on the event loop, and wait
-        (at most HAND_OVER_WAIT seconds) until the requests woken have written them."""
-        taken = threading.Event()
-
-        def deliver():
-            for (ticket, b), token, logprob, top in events:
-                ticket.events.append((b, token, logprob, top))
-                ticket.arrived.set()
-            for ticket in closed:
-                ticket.closed = True
-                ticket.arrived.set()
-            self.loop.call_soon(taken.set)  # (after the requests woken above have run)
-        if events or closed:
-            try:
-                self.loop.call_soon_threadsafe(deliver)
-            except RuntimeError:  # (the event loop closed: the server has stopped)
-                return
-            taken.wait(HAND_OVER_WAIT)
+        hand_over(self.loop, events, closed)
 
     def _end_rows(self):
         ends, self.ends, closed = self.ends, [], []

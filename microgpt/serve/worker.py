@@ -1,0 +1,207 @@
+"""The model in a process of its own (`microgpt serve --model-process`): vLLM's split of an API
+server from its engine core, in miniature.
+
+In one process the HTTP side (parsing, JSON, socket writes) and the stepping loop share one GIL,
+so under load each waits for the other: bench/bench_serve.py measures it. Here the loop of
+serve/scheduler.py runs unchanged in a child process (`python -m microgpt.serve.worker`) that
+opens the same run; `ProcessScheduler` stands in for it on the server's side with the same
+interface (submit, ask_end, active, cache_bytes). They speak JSON lines over the child's stdin and
+stdout (never pickle):
+
+    server -> model   the run to open; {"add": id, "prompts", "rng": its state, "options"}; {"end": id, "b", "reason"}
+    model -> server   {"ready": step} or {"error": message}; then per hand-over {"tokens": [[id, b, token,
+                      logprob, top]], "closed": [[id, finishes, error, rng state]], "active", "cache"}
+
+A request's random stream goes to the model with its rows and comes back when they end, so a
+request draws exactly what it draws in one process (a test). The model process stops when the
+server closes its stdin (the server exits, or a reload retired the model and its last request
+ended); if it dies, the requests it held get an error and the next request starts a new one.
+"""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import types
+
+from microgpt.errors import MicroGPTError
+from microgpt.serve.jsonbytes import dumps, loads
+from microgpt.serve.scheduler import Scheduler, Ticket, hand_over
+
+
+def _state(rng):
+    return list(rng.getstate())  # (version, 625 ints, gauss_next): JSON-able
+
+
+def _rng(state):
+    rng = random.Random()
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+    return rng
+
+
+class ProcessScheduler:
+    """A Scheduler whose loop runs in a model process (the server's side of the pipe)."""
+
+    def __init__(self, served, max_batch, max_cache_bytes, engine=None):
+        self.served, self.engine = served, engine
+        self.max_batch, self.max_cache_bytes = max_batch, max_cache_bytes
+        self.lock = threading.Lock()  # guards tickets, proc and the writes to the model process
+        self.tickets, self.next_id, self.proc, self.retired = {}, 0, None, False
+        self.active = self.cache_bytes = 0  # as the model process last said
+        self.loop = None
+        self._start()
+
+    def _start(self):
+        import microgpt
+        root = os.path.dirname(os.path.dirname(os.path.abspath(microgpt.__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        proc = subprocess.Popen([sys.executable, "-m", "microgpt.serve.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env)
+        s = self.served
+        self.proc = proc
+        self._send(proc, {"path": s.path, "name": s.name, "engine": self.engine, "signature": s.signature,
+                    "max_batch": self.max_batch, "max_cache_bytes": self.max_cache_bytes})
+        threading.Thread(target=self._read, args=(proc,), name=f"model process {s.name}", daemon=True).start()
+
+    @staticmethod
+    def _send(proc, msg):
+        try:
+            proc.stdin.write(dumps(msg) + b"\n")
+            proc.stdin.flush()
+        except (OSError, ValueError):  # (the process is gone: _read fails its requests)
+            pass
+
+    def submit(self, prompts, rng, **options):
+        ticket = Ticket(self, prompts, rng, options)
+        self.loop = asyncio.get_running_loop()
+        with self.lock:
+            if self.proc is None or self.proc.stdin.closed:  # (the last one died, or was retired: a request that
+                self._start()                                # began before a reload asks for its next choice)
+            ticket.id, ticket.proc, self.next_id = self.next_id, self.proc, self.next_id + 1
+            self.tickets[ticket.id] = ticket
+            self._send(self.proc, {"add": ticket.id, "prompts": prompts, "rng": _state(rng), "options": options})
+        return ticket
+
+    def ask_end(self, ticket, b, reason):
+        with self.lock:
+            if ticket.id in self.tickets:
+                self._send(ticket.proc, {"end": ticket.id, "b": b, "reason": reason})
+
+    def retire(self):
+        """A reload replaced this model: its process stops once its requests are done."""
+        with self.lock:
+            self.retired = True
+            if not self.tickets and self.proc is not None:
+                self.proc.stdin.close()
+
+    def _read(self, proc):
+        """The model process's messages, handed to their requests on the event loop (as Scheduler does)."""
+        problem = None
+        try:
+            for line in proc.stdout:
+                msg = loads(line)
+                if "error" in msg:  # (it could not open the run)
+                    problem = MicroGPTError(msg["error"])
+                elif "tokens" in msg:
+                    hand_over(self.loop, *self._take(msg, proc))
+        except Exception as e:  # (a fault of ours: no request is left waiting for ever)
+            problem = MicroGPTError(f"generation failed ({type(e).__name__}: {e})")
+            proc.kill()
+        code = proc.wait()
+        with self.lock:
+            left = [t for t in self.tickets.values() if t.proc is proc]
+            for t in left:
+                del self.tickets[t.id]
+            if self.proc is proc:
+                self.proc, self.active, self.cache_bytes = None, 0, 0
+        for t in left:
+            t.error = problem or MicroGPTError(f"the model process stopped (exit code {code}): send the request again")
+        if left:
+            hand_over(self.loop, [], left)
+
+    def _take(self, msg, proc):
+        """One hand-over's message -> (events, closed) for hand_over: the tickets that ended are given their
+        rows' finish reasons, an error if any, and their random stream's state."""
+        with self.lock:
+            events = [((self.tickets[i], b), token, lp, top) for i, b, token, lp, top in msg["tokens"]
+                      if i in self.tickets]
+            closed = []
+            for i, finishes, error, state in msg["closed"]:
+                t = self.tickets.pop(i)
+                t.rows = [types.SimpleNamespace(finish=f) for f in finishes]
+                t.error = MicroGPTError(error) if error else None
+                t.rng.setstate(_rng(state).getstate())  # (a request's next group draws on from here)
+                closed.append(t)
+            if proc is self.proc:
+                self.active, self.cache_bytes = msg["active"], msg["cache"]
+            if self.retired and not self.tickets:
+                proc.stdin.close()
+        return events, closed
+
+
+# -- the model process
+
+class Group:
+    """One Ticket's rows as the model process holds them."""
+
+    def __init__(self, i, prompts, rng, options):
+        self.id, self.prompts, self.rng, self.options = i, prompts, rng, options
+        self.rows, self.error = [], None
+
+
+class ChildScheduler(Scheduler):
+    """The stepping loop of serve/scheduler.py, handing its tokens over to a pipe (no event loop here)."""
+
+    def __init__(self, served, max_batch, max_cache_bytes, out):
+        super().__init__(served, max_batch, max_cache_bytes)
+        self.out, self.groups = out, {}
+
+    def _hand_over(self, events, closed):
+        if not (events or closed):
+            return
+        msg = {"tokens": [[g.id, b, token, lp, top] for (g, b), token, lp, top in events],
+               "closed": [[g.id, [r.finish for r in g.rows], str(g.error) if g.error else None, _state(g.rng)]
+                          for g in closed],
+               "active": self.active, "cache": self.cache_bytes}
+        for g in closed:
+            self.groups.pop(g.id, None)
+        self.out.write(dumps(msg) + b"\n")
+        self.out.flush()
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # (Ctrl-C reaches the server, which closes our stdin)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # (anything printed goes to stderr: stdout carries the messages only)
+    line = sys.stdin.buffer.readline()
+    if not line:  # (the server is gone already)
+        return
+    first = loads(line)
+    try:
+        from microgpt.serve.runs import open_served
+        served = open_served(first["path"], first["name"], first["engine"])
+        if first["signature"] is not None and served.signature != tuple(first["signature"]):
+            raise MicroGPTError("the run's checkpoint changed while the server opened it: send the request again")
+    except (MicroGPTError, OSError) as e:
+        out.write(dumps({"error": str(e)}) + b"\n")
+        out.flush()
+        return
+    sched = ChildScheduler(served, first["max_batch"], first["max_cache_bytes"], out)
+    out.write(dumps({"ready": served.step}) + b"\n")
+    out.flush()
+    for line in sys.stdin.buffer:
+        msg = loads(line)
+        if "add" in msg:
+            g = sched.groups[msg["add"]] = Group(msg["add"], msg["prompts"], _rng(msg["rng"]), msg["options"])
+            sched.queue(g)
+        elif "end" in msg:
+            g = sched.groups.get(msg["end"])  # (None: it ended meanwhile)
+            if g is not None:
+                sched.ask_end(g, msg["b"], msg["reason"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""`serve --model-process`: the stepping loop in a process of its own (serve/worker.py) answers
+exactly what it answers in the server's process, gives its rows and cache back, and survives the
+loss of its process."""
+
+import os
+import signal
+
+from serving import LiveServer
+from test_serve_load import open_stream, wait_for
+
+COMP, CHAT = "/v1/completions", "/v1/chat/completions"
+
+
+def answers(s):
+    """Responses (without their ids and times) to requests that cover greedy, seeded, n > 1, logprobs,
+    stop strings and a chat model."""
+    asks = [(COMP, {"model": "base", "prompt": "a", "temperature": 0, "logprobs": 3}),
+            (COMP, {"model": "base", "prompt": "em", "temperature": 0.9, "seed": 7, "n": 3, "logprobs": 2}),
+            (COMP, {"model": "stream", "prompt": "the", "max_tokens": 40, "temperature": 0.8, "seed": 1,
+                    "top_k": 5, "stop": ["dog"]}),
+            (CHAT, {"model": "chat", "messages": [{"role": "user", "content": "12+34"}], "temperature": 0.7,
+                    "seed": 3, "n": 2, "logprobs": True, "top_logprobs": 2})]
+    out = []
+    for path, body in asks:
+        status, got = s.post(path, body)
+        assert status == 200, got
+        out.append((got["choices"], got["usage"]))
+        stream = s.client(timeout=60).completions if path == COMP else s.client(timeout=60).chat.completions
+        extra = {k: body[k] for k in ("top_k",) if k in body}  # (not OpenAI's: the client sends it as extra_body)
+        chunks = stream.create(**{k: v for k, v in body.items() if k not in extra}, extra_body=extra, stream=True)
+        out.append([c.choices[0].model_dump() for c in chunks if c.choices])
+    return out
+
+
+def test_the_model_process_answers_as_the_server_process_does(serve_runs):
+    from microgpt.serve.app import Settings
+    here, there = LiveServer(list(serve_runs.values())), \
+        LiveServer(list(serve_runs.values()), Settings(model_process=True))
+    try:
+        assert answers(there) == answers(here)
+        procs = [there.runs.get(name).scheduler.proc for name in serve_runs]
+        assert len({p.pid for p in procs}) == 3 and os.getpid() not in {p.pid for p in procs}
+    finally:
+        here.close()
+        there.close()
+    assert [p.wait(30) for p in procs] == [0, 0, 0]  # (the server stopped: so did its model processes)
+
+
+def test_cancelled_streams_leave_no_row_and_the_lost_process_is_replaced(serve_runs):
+    from microgpt.serve.app import Settings
+    s = LiveServer([serve_runs["stream"]], Settings(max_active=32, model_process=True))
+    try:
+        body = {"model": "stream", "prompt": "the", "max_tokens": 2000, "temperature": 0.9}
+        conns = [open_stream(s, body) for _ in range(12)]
+        for conn in conns:
+            r = conn.getresponse()
+            assert r.status == 200 and b"data: {" in r.read1(4096)
+        sched = s.runs.get("stream").scheduler
+        assert sched.active > 0 and sched.cache_bytes > 0  # (as the model process says)
+        for conn in conns:
+            conn.sock.shutdown(2)
+            conn.close()
+        wait_for(lambda: (sched.active, sched.cache_bytes, s.slots.active, len(sched.tickets)) == (0, 0, 0, 0),
+                 "every row gone")
+
+        conn = open_stream(s, body)  # the model process dies mid-stream: the request hears it, in its stream
+        r = conn.getresponse()
+        assert r.status == 200 and r.read1(4096)
+        os.kill(sched.proc.pid, signal.SIGKILL)
+        rest = r.read()
+        assert b"the model process stopped" in rest and rest.endswith(b"data: [DONE]\n\n")
+        wait_for(lambda: s.slots.active == 0, "the slot back")
+        status, got = s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 3, "temperature": 0})
+        assert status == 200 and got["usage"]["completion_tokens"] == 3  # (a new model process)
+    finally:
+        s.close()
+
+
+def test_a_retired_model_process_stops(serve_runs):
+    from microgpt.serve.app import Settings
+    s = LiveServer([serve_runs["base"]], Settings(model_process=True))
+    try:
+        assert s.post(COMP, {"model": "base", "prompt": "a", "max_tokens": 3})[0] == 200
+        sched = s.runs.get("base").scheduler
+        proc = sched.proc
+        sched.retire()  # (what a reload does to the model it replaces)
+        assert proc.wait(30) == 0
+        # a request that began before the reload asks the retired model for its next choice: a process
+        # serves it, then stops in turn
+        assert s.post(COMP, {"model": "base", "prompt": "a", "max_tokens": 3})[0] == 200
+        assert sched.proc is None or sched.proc is not proc
+        wait_for(lambda: sched.proc is None, "the second model process gone")
+    finally:
+        s.close()
