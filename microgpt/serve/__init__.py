@@ -2,7 +2,7 @@
 the model think (tokens with their probabilities, the alternatives, attention, the training).
 
     microgpt serve --out runs/names [--out runs/chat] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--reload]
-                   [--max-batch 32] [--max-cache-mb 1024]
+                   [--max-batch 32] [--max-cache-mb 1024] [--model-process]
 
 Why Starlette + uvicorn, not FastAPI: the API is six routes whose bodies we check by hand
 anyway, to give OpenAI's error body with our one-line messages and to refuse what a tiny model
@@ -18,7 +18,8 @@ them (PyPy; Windows for uvloop) the same server runs on the pure-Python parts.
 
 Layout: runs.py opens the runs (the one call into the run API) and reloads them; schema.py checks
 requests; scheduler.py steps every request's rows in one batch (microgpt.generate.Rows:
-continuous batching); generation.py turns a row's tokens into text; completions.py turns a
+continuous batching), in a thread or, with --model-process, in a process of its own (worker.py);
+generation.py turns a row's tokens into text; completions.py turns a
 request into choices and OpenAI's responses and stream chunks, events.py streams them;
 inside.py computes what the page shows beside the text; page.py + page.html are the page;
 app.py wires the routes, the limits and the errors.
