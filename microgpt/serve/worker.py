@@ -184,7 +184,8 @@ def main():
         from microgpt.serve.runs import open_served
         served = open_served(first["path"], first["name"], first["engine"])
         if first["signature"] is not None and served.signature != tuple(first["signature"]):
-            raise MicroGPTError("the run's checkpoint changed while the server opened it: send the request again")
+            raise MicroGPTError("the run's checkpoint changed since the server opened it: restart the server (or "
+                                "serve with --reload, which follows new checkpoints)")
     except (MicroGPTError, OSError) as e:
         out.write(dumps({"error": str(e)}) + b"\n")
         out.flush()
