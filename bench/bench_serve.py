@@ -15,7 +15,8 @@ each on its own kept-alive connection (as the openai client keeps its connection
 requests reuse one). Greedy requests, every token with 5 logprobs, alternating, median of repeats:
   in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
                ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
-  1 stream     one streaming /v1/completions request;
+  1 stream     one streaming /v1/completions request after another, ONE_STREAM of them (one is ~40 ms:
+               a single one moved by ±15% from repeat to repeat);
   32 streams   32 such requests at once: tokens per second over all, each one's first token, and
                how busy the server process is meanwhile (CPU seconds per second, from /proc);
   model process  the same two against `serve --model-process` (the model steps in a process of its
@@ -47,6 +48,8 @@ MODELS = {"shakespeare": ["--data", "tinyshakespeare.txt", "--data-mode", "strea
                           "--n-head", "4", "--block-size", "512", "--batch-size", "4"],
           "names": ["--data", "names.txt", "--n-layer", "4", "--n-embd", "64", "--n-head", "4", "--batch-size", "32"]}
 
+
+ONE_STREAM = 5  # requests one after another for the one-stream and one-row figures
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -154,13 +157,14 @@ def measure(run, engine, args, folder):
             ports[mode] = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))
                                         ).group(1))
 
-        def in_process(n=1):
-            t0 = time.perf_counter()
-            rows = Rows(served.model, bs)
-            made = [rows.add(prompt, random.Random(0), new, 0.0, stop=(tok.BOS,) if docs else (), slide=not docs,
-                             logprobs=True, top_logprobs=5) for _ in range(n)]
-            while rows.active:
-                rows.step()
+        def in_process(n=1, times=1):
+            t0, made = time.perf_counter(), []
+            for _ in range(times):
+                rows = Rows(served.model, bs)
+                made += [rows.add(prompt, random.Random(0), new, 0.0, stop=(tok.BOS,) if docs else (),
+                                  slide=not docs, logprobs=True, top_logprobs=5) for _ in range(n)]
+                while rows.active:
+                    rows.step()
             return sum(len(r.new) for r in made) / (time.perf_counter() - t0)
 
         long = [random.Random(1).randrange(tok.vocab_size) for _ in range(500)] if bs > 500 else None
@@ -179,10 +183,10 @@ def measure(run, engine, args, folder):
         rates = {"in process": [], "32 rows in process": []}
         firsts, prefill, busy = {m: [] for m in conns}, {"old": [], "new": []}, {m: [] for m in conns}
         for _ in range(args.repeats):
-            rates["in process"].append(in_process())
+            rates["in process"].append(in_process(times=ONE_STREAM))
             for m, c in conns.items():
-                n, _, s = stream(c[0], body)
-                rates.setdefault(label("1 stream", m), []).append(n / s)
+                one = [stream(c[0], body) for _ in range(ONE_STREAM)]
+                rates.setdefault(label("1 stream", m), []).append(sum(r[0] for r in one) / sum(r[2] for r in one))
                 pids = [servers[m].pid] + children(servers[m].pid)
                 cpu = [server_cpu(p) for p in pids]
                 results, s = many(c, body)
