@@ -3,8 +3,10 @@ exactly what it answers in the server's process, gives its rows and cache back, 
 loss of its process."""
 
 import os
+import shutil
 import signal
 
+from helpers import run_cli
 from serving import LiveServer
 from test_serve_load import open_stream, wait_for
 
@@ -90,5 +92,29 @@ def test_a_retired_model_process_stops(serve_runs):
         assert s.post(COMP, {"model": "base", "prompt": "a", "max_tokens": 3})[0] == 200
         assert sched.proc is None or sched.proc is not proc
         wait_for(lambda: sched.proc is None, "the second model process gone")
+    finally:
+        s.close()
+
+
+def test_a_new_model_process_steps_the_servers_weights_not_a_newer_checkpoint(serve_runs, tmp_path):
+    """The server hands its model process the weights it holds: a checkpoint written since (train
+    --resume, no --reload) does not reach the answers, even from a model process started after it."""
+    from microgpt.serve.app import Settings
+    run = tmp_path / "stream"
+    shutil.copytree(serve_runs["stream"], run)
+    s = LiveServer([str(run)], Settings(model_process=True))
+    try:
+        ask = {"model": "stream", "prompt": "the", "max_tokens": 8, "temperature": 0, "logprobs": 2}
+        before = s.post(COMP, ask)[1]["choices"]
+        run_cli("train", "--out", run, "--resume", "--steps", "60", "--quiet", "--num-samples", "0", check=True)
+        fresh = LiveServer([str(run)])  # (the newer checkpoint answers otherwise: its logprobs at least)
+        try:
+            assert fresh.post(COMP, ask)[1]["choices"] != before
+        finally:
+            fresh.close()
+        sched = s.runs.get("stream").scheduler
+        os.kill(sched.proc.pid, signal.SIGKILL)
+        wait_for(lambda: sched.proc is None, "the model process gone")
+        assert s.post(COMP, ask)[1]["choices"] == before  # (from a new model process)
     finally:
         s.close()

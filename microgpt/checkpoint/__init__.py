@@ -26,7 +26,7 @@ checkpoint, opened together), checks.py (what every file must hold), read.py (lo
 from microgpt.checkpoint.layout import CKPT, FIX, FORMAT, MAX_MAGNITUDE, exists
 from microgpt.checkpoint.read import Checkpoint, load, load_config, load_weights, stamp
 from microgpt.checkpoint.run import rng_state_from_json, rng_state_to_json, sections
-from microgpt.checkpoint.write import save
+from microgpt.checkpoint.write import save, save_weights
 
 __all__ = ["CKPT", "FIX", "FORMAT", "MAX_MAGNITUDE", "Checkpoint", "exists", "load", "load_config", "load_weights",
-           "rng_state_from_json", "rng_state_to_json", "save", "sections", "stamp"]
+           "rng_state_from_json", "rng_state_to_json", "save", "save_weights", "sections", "stamp"]

@@ -19,6 +19,17 @@ def _flat(matrix):
     return [float(x) for row in matrix for x in row]
 
 
+def save_weights(path, weights, config):
+    """One safetensors file of weights ({name: matrix} as engines return them, float64), written
+    atomically; read.load_weights reads it back (RL's reference weights; a served model's process)."""
+    raw = safetensors.dumps({n: (s, _flat(weights[n])) for n, s in param_shapes(config)})
+    try:
+        atomic_write_bytes(path, raw)
+    except OSError as e:
+        raise MicroGPTError(f"cannot write {path} ({e.strerror}): free some space or fix the folder's "
+                            f"permissions") from None
+
+
 def save(run_dir, *, weights, optimizer, config, tokenizer, state, meta=None, dtype="F64"):
     """Write the checkpoint of a run. weights/optimizer are {name: matrix} as engines return them;
     meta: more sections of config.json ("train", "engine", "run", "data", "command", ...)."""

@@ -94,6 +94,8 @@ def build_app(runs, settings=None):
             cache = int(settings.max_cache_mb * 2 ** 20)
             s.scheduler = ProcessScheduler(s, settings.max_batch, cache, runs.engine) if settings.model_process \
                 else Scheduler(s, settings.max_batch, cache)
+            if s.retired:  # (a reload replaced it meanwhile: a request that began before asks for it)
+                s.scheduler.retire()
         return s.scheduler
 
     if settings.model_process:  # (the model processes start loading now, not at the first request)
@@ -221,8 +223,7 @@ def build_app(runs, settings=None):
             yield
             tg.cancel_scope.cancel()
         for s in runs:  # (model processes stop: their stdin closes)
-            if s.scheduler is not None:
-                s.scheduler.retire()
+            s.retire()
 
     routes = [Route("/", page), Route("/v1/models", endpoint(models)), Route("/v1/models/{name:path}", endpoint(model)),
               Route("/v1/completions", endpoint(complete), methods=["POST"]),

@@ -19,10 +19,11 @@ from microgpt.errors import MicroGPTError
 from microgpt.stages.open import open_run
 
 
-def open_served(path, name, engine=None):
-    """A Served of the run in `path`: the only call into the run-opening API."""
+def open_served(path, name, engine=None, weights=None):
+    """A Served of the run in `path` (with the weights in the file `weights`, if given): the only call
+    into the run-opening API."""
     sig = signature(path)
-    run = open_run(path, engine=engine)
+    run = open_run(path, engine=engine, weights=weights)
     mode = run.cfg.train.data_mode
     return Served(name=name, path=path, model=run.model, tokenizer=run.tokenizer, config=run.config,
                   mode=mode, step=int(run.state.get("step", 0)), engine=run.cfg.engine.name, signature=sig)
@@ -50,7 +51,13 @@ class Served:
         self.created = int(time.time())
         self._attention_model, self._lock = None, threading.Lock()
         self.scheduler = None  # the loop that steps this model's requests (serve/scheduler.py), made when first asked
+        self.retired = False  # a reload replaced it: its scheduler stops once its requests are done
         self._pieces = {}
+
+    def retire(self):
+        self.retired = True
+        if self.scheduler is not None:  # (app.py checks `retired` again after making one: no race leaves it on)
+            self.scheduler.retire()
 
     def piece(self, token):
         """tokenizer.piece(token), remembered (a streamed token's logprobs name six pieces)."""
@@ -120,8 +127,7 @@ class Runs:
                 self._failed[name] = sig
                 continue
             self.by_name[name] = new
-            if served.scheduler is not None:  # (it finishes the requests it has, then stops)
-                served.scheduler.retire()
+            served.retire()  # (its scheduler finishes the requests it has, then stops)
             self.log(f"reloaded {name}: step {served.step} -> {new.step}")
 
 

@@ -4,11 +4,14 @@ server from its engine core, in miniature.
 In one process the HTTP side (parsing, JSON, socket writes) and the stepping loop share one GIL,
 so under load each waits for the other: bench/bench_serve.py measures it. Here the loop of
 serve/scheduler.py runs unchanged in a child process (`python -m microgpt.serve.worker`) that
-opens the same run; `ProcessScheduler` stands in for it on the server's side with the same
+opens the same run with the server's weights (from a file the server writes for it: by then a newer
+checkpoint may be on disk, and a reload promises each request the weights it started with);
+`ProcessScheduler` stands in for it on the server's side with the same
 interface (submit, ask_end, active, cache_bytes). They speak JSON lines over the child's stdin and
 stdout (never pickle):
 
-    server -> model   the run to open; {"add": id, "prompts", "rng": its state, "options"}; {"end": id, "b", "reason"}
+    server -> model   the run to open, with a file of the server's weights; {"add": id, "prompts", "rng": its
+                      state, "options"}; {"end": id, "b", "reason"}
     model -> server   {"ready": step} or {"error": message}; then per hand-over {"tokens": [[id, b, token,
                       logprob, top]], "closed": [[id, finishes, error, rng state]], "active", "cache"}
 
@@ -19,14 +22,17 @@ ended); if it dies, the requests it held get an error and the next request start
 """
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import types
 
+from microgpt import checkpoint
 from microgpt.errors import MicroGPTError
 from microgpt.serve.jsonbytes import dumps, loads
 from microgpt.serve.scheduler import Scheduler, Ticket, hand_over
@@ -34,6 +40,11 @@ from microgpt.serve.scheduler import Scheduler, Ticket, hand_over
 
 def _state(rng):
     return list(rng.getstate())  # (version, 625 ints, gauss_next): JSON-able
+
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def _rng(state):
@@ -58,13 +69,22 @@ class ProcessScheduler:
         import microgpt
         root = os.path.dirname(os.path.dirname(os.path.abspath(microgpt.__file__)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        s = self.served
+        # (the model process steps the weights this server holds, not whatever checkpoint is on disk by then)
+        fd, weights = tempfile.mkstemp(prefix="microgpt-weights-", suffix=".safetensors")
+        os.close(fd)
+        try:
+            checkpoint.save_weights(weights, s.model.get_weights(), s.config)
+        except MicroGPTError:
+            os.remove(weights)
+            raise
         proc = subprocess.Popen([sys.executable, "-m", "microgpt.serve.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env)
-        s = self.served
         self.proc = proc
-        self._send(proc, {"path": s.path, "name": s.name, "engine": self.engine, "signature": s.signature,
-                    "max_batch": self.max_batch, "max_cache_bytes": self.max_cache_bytes})
-        threading.Thread(target=self._read, args=(proc,), name=f"model process {s.name}", daemon=True).start()
+        self._send(proc, {"path": s.path, "name": s.name, "engine": self.engine, "weights": weights,
+                          "max_batch": self.max_batch, "max_cache_bytes": self.max_cache_bytes})
+        threading.Thread(target=self._read, args=(proc, weights), name=f"model process {s.name}",
+                         daemon=True).start()
 
     @staticmethod
     def _send(proc, msg):
@@ -97,20 +117,22 @@ class ProcessScheduler:
             if not self.tickets and self.proc is not None:
                 self.proc.stdin.close()
 
-    def _read(self, proc):
+    def _read(self, proc, weights):
         """The model process's messages, handed to their requests on the event loop (as Scheduler does)."""
         problem = None
         try:
             for line in proc.stdout:
                 msg = loads(line)
-                if "error" in msg:  # (it could not open the run)
-                    problem = MicroGPTError(msg["error"])
+                if "ready" in msg or "error" in msg:  # (it has read the weights, or could not open the run)
+                    _remove(weights)
+                    problem = MicroGPTError(msg["error"]) if "error" in msg else None
                 elif "tokens" in msg:
                     hand_over(self.loop, *self._take(msg, proc))
         except Exception as e:  # (a fault of ours: no request is left waiting for ever)
             problem = MicroGPTError(f"generation failed ({type(e).__name__}: {e})")
             proc.kill()
         code = proc.wait()
+        _remove(weights)
         with self.lock:
             left = [t for t in self.tickets.values() if t.proc is proc]
             for t in left:
@@ -182,10 +204,7 @@ def main():
     first = loads(line)
     try:
         from microgpt.serve.runs import open_served
-        served = open_served(first["path"], first["name"], first["engine"])
-        if first["signature"] is not None and served.signature != tuple(first["signature"]):
-            raise MicroGPTError("the run's checkpoint changed since the server opened it: restart the server (or "
-                                "serve with --reload, which follows new checkpoints)")
+        served = open_served(first["path"], first["name"], first["engine"], weights=first["weights"])
     except (MicroGPTError, OSError) as e:
         out.write(dumps({"error": str(e)}) + b"\n")
         out.flush()

@@ -18,10 +18,15 @@ from microgpt.stages import stage
 from microgpt.stages.model_run import ModelRun
 
 
-def open_run(out, engine=None, **engine_options):
+def open_run(out, engine=None, weights=None, **engine_options):
     """An existing run (any engine's): it keeps the engine and dtype that trained it unless told
-    (`engine`, and EngineConfig fields as keywords: dtype, device, graph)."""
-    return OpenRun(checkpoint.load(out), engine, engine_options)  # (every file checked; the moments then dropped)
+    (`engine`, and EngineConfig fields as keywords: dtype, device, graph). `weights`: a weights file
+    (checkpoint.save_weights) to use instead of the checkpoint's -- a served model's process takes the
+    server's, which a newer checkpoint may have replaced on disk since."""
+    ckpt = checkpoint.load(out)  # (every file checked; the moments then dropped)
+    if weights is not None:
+        ckpt.weights = checkpoint.load_weights(weights, ckpt.config)
+    return OpenRun(ckpt, engine, engine_options)
 
 
 class OpenRun(ModelRun):

@@ -24,14 +24,12 @@ import os
 import random
 from dataclasses import replace
 
-from microgpt import checkpoint, safetensors
+from microgpt import checkpoint
 from microgpt.data.chat_template import ASSISTANT_END, ASSISTANT_START, render_prompt
 from microgpt.data.text import Dataset, read_data
 from microgpt.errors import MicroGPTError
 from microgpt.evaluate import evaluate_task
-from microgpt.files import atomic_write_bytes
 from microgpt.generate import generate
-from microgpt.params import param_shapes
 from microgpt.stages.pretrain import Run
 from microgpt.tasks import get_task
 
@@ -116,14 +114,7 @@ class RLRun(Run):
     def save(self, run_dir=None):
         path = os.path.join(self.out, REFERENCE)
         if self.is_main and not os.path.exists(path):  # kept beside the run: the KL reference after a resume
-            shapes = param_shapes(self.config)
-            raw = safetensors.dumps({n: (s, [float(x) for row in self.base.weights[n] for x in row])
-                                     for n, s in shapes})
-            try:
-                atomic_write_bytes(path, raw)
-            except OSError as e:
-                raise MicroGPTError(f"cannot write {path} ({e.strerror}): free some space or fix the folder's "
-                                    f"permissions") from None
+            checkpoint.save_weights(path, self.base.weights, self.config)
         super().save(run_dir)
 
     # ------------------------------------------------------------------ one step
