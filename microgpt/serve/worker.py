@@ -47,9 +47,13 @@ def _remove(path):
         os.remove(path)
 
 
+def _unstate(state):
+    return state[0], tuple(state[1]), state[2]
+
+
 def _rng(state):
     rng = random.Random()
-    rng.setstate((state[0], tuple(state[1]), state[2]))
+    rng.setstate(_unstate(state))
     return rng
 
 
@@ -155,7 +159,7 @@ class ProcessScheduler:
                 t = self.tickets.pop(i)
                 t.rows = [types.SimpleNamespace(finish=f) for f in finishes]
                 t.error = MicroGPTError(error) if error else None
-                t.rng.setstate(_rng(state).getstate())  # (a request's next group draws on from here)
+                t.rng.setstate(_unstate(state))  # (a request's next group draws on from here)
                 closed.append(t)
             if proc is self.proc:
                 self.active, self.cache_bytes = msg["active"], msg["cache"]
