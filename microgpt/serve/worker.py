@@ -75,8 +75,12 @@ class ProcessScheduler:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         s = self.served
         # (the model process steps the weights this server holds, not whatever checkpoint is on disk by then)
-        fd, weights = tempfile.mkstemp(prefix="microgpt-weights-", suffix=".safetensors")
-        os.close(fd)
+        try:
+            fd, weights = tempfile.mkstemp(prefix="microgpt-weights-", suffix=".safetensors")
+            os.close(fd)
+        except OSError as e:
+            raise MicroGPTError(f"cannot write the weights for the model process in {tempfile.gettempdir()} "
+                                f"({e.strerror}): free some space there or set TMPDIR") from None
         try:
             checkpoint.save_weights(weights, s.model.get_weights(), s.config)
         except MicroGPTError:
