@@ -8,6 +8,7 @@ import signal
 
 from helpers import run_cli
 from serving import LiveServer
+from test_serve_api import start_cli
 from test_serve_load import open_stream, wait_for
 
 COMP, CHAT = "/v1/completions", "/v1/chat/completions"
@@ -118,3 +119,28 @@ def test_a_new_model_process_steps_the_servers_weights_not_a_newer_checkpoint(se
         assert s.post(COMP, ask)[1]["choices"] == before  # (from a new model process)
     finally:
         s.close()
+
+
+def test_the_command_with_model_process_answers_and_ctrl_c_stops_both(serve_runs):
+    import re
+    p = start_cli("--out", serve_runs["base"], "--port", "0", "--model-process")
+    try:
+        url = re.search(r"page: (http://\S+)/ ", p.stdout.readline() + p.stdout.readline()).group(1)
+        from openai import OpenAI
+        client = OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
+        got = client.completions.create(model="base", prompt="em", temperature=0.8, seed=1, n=2)
+        printed = run_cli("sample", "--out", serve_runs["base"], "--temperature", "0.8", "--seed", "1", "--num", "2",
+                          "--prompt", "em", check=True).stdout
+        assert [f"em{c.text}" for c in got.choices] == re.findall(r"sample +\d+: (\S*)", printed)
+        children = f"/proc/{p.pid}/task/{p.pid}/children"
+        models = [int(c) for c in open(children).read().split()] if os.path.exists(children) else []
+        assert len(models) == 1 or not os.path.exists(children)  # (one model process beside the server)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "Traceback" not in err, err  # (the command says "interrupted", exit 130, as for one process)
+    for pid in models:  # (its model process went with it)
+        wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2]
+                 == "Z", "the model process gone")
