@@ -8,7 +8,7 @@ opens the same run with the server's weights (from a file the server writes for 
 checkpoint may be on disk, and a reload promises each request the weights it started with);
 `ProcessScheduler` stands in for it on the server's side with the same
 interface (submit, ask_end, active, cache_bytes). They speak JSON lines over the child's stdin and
-stdout (never pickle):
+stdout, plain data both ways (nothing read back can run code):
 
     server -> model   the run to open, with a file of the server's weights; {"add": id, "prompts", "rng": its
                       state, "options"}; {"end": id, "b", "reason"}

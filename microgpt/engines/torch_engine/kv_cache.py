@@ -10,6 +10,8 @@ position p sees the keys 0 .. p of its own row) -- GPT.forward's is_causal assum
 start, which a chunk after a cache does not have.
 """
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ class KVCache(ArrayCache):
             return torch.zeros(shape, dtype=dtype, device=m.device)
         # (on the CPU, numpy's zeros: memory the system hands out zeroed, page by page as it is first written;
         # torch.zeros writes every byte at once -- 32 rows x block_size 512 filled ~64 MB a burst, 40% of 30 steps)
-        size = torch.empty((), dtype=dtype).element_size() * capacity * c.n_head * c.block_size * c.head_dim
+        size = torch.empty((), dtype=dtype).element_size() * math.prod(shape)
         return torch.from_numpy(np.zeros(size, np.uint8)).view(dtype).view(shape)
 
     @property
