@@ -8,6 +8,8 @@ import json
 import os
 import random
 import re
+import sys
+from array import array
 
 import pytest
 from helpers import WORDS, run_cli
@@ -19,6 +21,8 @@ from microgpt.data.sharded import DocOrder, PreparedCorpus, ShardedDataset, feis
 from microgpt.data.shards import doc_hash
 from microgpt.errors import MicroGPTError
 from microgpt.stages.pretrain import Run
+from microgpt.tokenizers.base import BOS
+from microgpt.tokenizers.bpe import BPETokenizer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 UNICODE = ["café au lait", "naïve Ünïcödé", "日本語のテキスト", "emoji 🎉🚀 ok", "שלום עולם", "x"]
@@ -88,11 +92,33 @@ def test_one_worker_equals_two_workers_byte_for_byte(tmp_path, tokenizer):
 
 def test_tiktoken_writes_the_same_shards_as_pure_python(tmp_path):
     pytest.importorskip("tiktoken", reason="tiktoken is not installed")
-    (tmp_path / "u.txt").write_text(make_prose(tmp_path / "p.txt") + "\n".join(UNICODE * 3), encoding="utf-8")
+    special = "a special token's text is text: <|bos|> and <|user_start|>"
+    (tmp_path / "u.txt").write_text(make_prose(tmp_path / "p.txt") + "\n".join(UNICODE * 3 + [special]),
+                                    encoding="utf-8")
     kw = dict(tokenizer="bpe", vocab_size=400, text_mode="stream")
     py = prep([tmp_path / "u.txt"], tmp_path / "py", encoder="python", **kw)
     tt = prep([tmp_path / "u.txt"], tmp_path / "tt", encoder="tiktoken", **kw)
     assert py == tt and len(py["shards"]) > 3
+
+
+@pytest.mark.parametrize("which", ["python", "tiktoken"])
+def test_an_encoder_gives_encode_ordinarys_ids_in_an_array(tmp_path, which):
+    if which == "tiktoken":
+        pytest.importorskip("tiktoken", reason="tiktoken is not installed")
+    tok = BPETokenizer.train(make_prose(tmp_path / "p.txt"), 300, special_tokens=(BOS, "<|user_start|>"))
+    text = "Thee king <|bos|>said<|user_start|> naïve 日本語 🎉"
+    ids = encode.make_encoder(tok, which)(text)
+    assert isinstance(ids, array) and ids.typecode == "I"
+    assert ids.tolist() == tok.encode_ordinary(text) and not set(ids) & set(tok.special_tokens.values())
+
+
+def test_ids_narrowed_to_uint16_the_same_with_and_without_numpy(monkeypatch):
+    from microgpt.data.shards import ids_bytes
+    ids = array("I", [0, 1, 255, 256, 4095, 65535, 300, 7])
+    want = b"".join(i.to_bytes(2, "little") for i in ids)
+    assert ids_bytes(ids, "H") == want and ids_bytes(ids, "I") == b"".join(i.to_bytes(4, "little") for i in ids)
+    monkeypatch.setitem(sys.modules, "numpy", None)  # (import numpy now fails: the standard library's path)
+    assert ids_bytes(ids, "H") == want and ids_bytes(array("I"), "H") == b""
 
 
 def test_a_stream_corpus_is_the_text_and_its_tokenizer_the_files(tmp_path):

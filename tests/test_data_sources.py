@@ -225,6 +225,21 @@ def test_bad_input_is_one_line_naming_the_file_and_line(tmp_path, name, raw, mod
     assert str(e.value).startswith(path) and words in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "json"])
+def test_jsonl_that_only_json_takes_is_read_and_lone_surrogates_refused(tmp_path, monkeypatch, fast):
+    """orjson parses first where installed; what it refuses and json takes gives json's object, checked."""
+    if not fast:
+        monkeypatch.setattr(readers, "strict_loads", None)
+    elif readers.strict_loads is None:
+        pytest.skip("orjson is not installed")
+    good = _write(tmp_path / "a.jsonl", b'{"n": NaN, "text": "a"}\n{"n": 123456789012345678901234567890, '
+                                        b'"text": "caf\\u00e9 \\ud83c\\udf89 \xc3\xa9"}\n')
+    assert [p.text for part in _read(good) for p in part] == ["a", "café 🎉 é"]
+    bad = _write(tmp_path / "b.jsonl", b'{"text": "caf\\u00e9"}\n{"text": "\\udc00x"}\n')
+    with pytest.raises(MicroGPTError, match="line 2: field 'text' holds a lone surrogate"):
+        _read(bad)
+
+
 @pytest.mark.parametrize("part_bytes, batch_rows", [(1, 1024), (1 << 20, 1)])  # (rows counted both ways)
 def test_bad_parquet_columns(tmp_path, monkeypatch, part_bytes, batch_rows):
     monkeypatch.setattr(parquet, "BATCH_ROWS", batch_rows)

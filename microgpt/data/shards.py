@@ -59,15 +59,17 @@ def to_le(arr):
 
 
 def ids_bytes(ids, typecode):
-    """The little-endian bytes of token ids held in an array("I"), as the shard's typecode ("H": uint16, cut
-    from the uint32 bytes by C-speed slicing; an array("H") filled by fromlist checks each id's range and
-    costs ~3x an array("I"): ~10% of tiktoken's time, measured by bench/bench_prepare_costs.py)."""
-    raw = to_le(ids)
+    """The little-endian bytes of token ids held in an array("I"), as the shard's typecode. For "H"
+    (uint16) each id's two low bytes: numpy's astype where numpy is installed (5x faster than the
+    standard library's strided copy: 5% of a tiktoken prepare's time, bench/bench_prepare_costs.py).
+    (ids < 2^16: the dtype is chosen by the vocabulary's size.)"""
     if typecode == "I":
-        return raw
-    low = bytearray(len(raw) // 2)
-    low[0::2], low[1::2] = raw[0::4], raw[1::4]  # (ids < 2^16: the dtype is chosen by the vocabulary's size)
-    return low
+        return to_le(ids)
+    try:
+        import numpy
+    except ImportError:
+        return memoryview(to_le(ids)).cast("H")[0::2].tobytes()  # (the 2 low bytes of each 4 little-endian)
+    return numpy.frombuffer(ids, numpy.uint32).astype("<u2").tobytes()
 
 
 class ShardWriter:
