@@ -88,8 +88,10 @@ class KVCache(ArrayCache):
             K[rows[:, None], :, pos] = k.transpose(1, 2).to(K.dtype)  # (the indexed axes first: [R, T, H, hd])
             V[rows[:, None], :, pos] = v.view(R, T, H, C // H).to(V.dtype)
             keys, values = ((a[lo:hi, :, :Tk] if packed else a[rows, :, :Tk]) for a in (K, V))
+            if li == c.n_layer - 1:  # (past the last layer's keys and values, only the last token's logits
+                q, x, seen = q[:, :, -1:], x[:, -1:], seen[:, :, -1:]  # are asked for: numpy's kv_cache.py)
             y = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=seen)
-            x = x + F.linear(y.transpose(1, 2).reshape(R, T, C), block.attn_wo)
+            x = x + F.linear(y.transpose(1, 2).reshape(R, x.size(1), C), block.attn_wo)
             a = F.relu(F.linear(rmsnorm(x), block.mlp_fc1))
             if block.relu2:
                 a = a.square()
