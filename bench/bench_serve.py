@@ -16,7 +16,8 @@ requests reuse one). Greedy requests, every token with 5 logprobs, alternating, 
   in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
                ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
   1 stream     one streaming /v1/completions request after another, ONE_STREAM of them (one is ~40 ms:
-               a single one moved by ±15% from repeat to repeat);
+               a single one moved by ±15% from repeat to repeat), each in turn with one row in process
+               and each server's request (measured in blocks, the machine's drift moved the ratio);
   32 streams   32 such requests at once: tokens per second over all, each one's first token, and
                how busy the server process is meanwhile (CPU seconds per second, from /proc);
   model process  the same two against `serve --model-process` (the model steps in a process of its
@@ -157,15 +158,14 @@ def measure(run, engine, args, folder):
             ports[mode] = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))
                                         ).group(1))
 
-        def in_process(n=1, times=1):
-            t0, made = time.perf_counter(), []
-            for _ in range(times):
-                rows = Rows(served.model, bs)
-                made += [rows.add(prompt, random.Random(0), new, 0.0, stop=(tok.BOS,) if docs else (),
-                                  slide=not docs, logprobs=True, top_logprobs=5) for _ in range(n)]
-                while rows.active:
-                    rows.step()
-            return sum(len(r.new) for r in made) / (time.perf_counter() - t0)
+        def in_process(n=1):
+            """(tokens, seconds) of n rows stepped together to their end."""
+            t0, rows = time.perf_counter(), Rows(served.model, bs)
+            made = [rows.add(prompt, random.Random(0), new, 0.0, stop=(tok.BOS,) if docs else (), slide=not docs,
+                             logprobs=True, top_logprobs=5) for _ in range(n)]
+            while rows.active:
+                rows.step()
+            return sum(len(r.new) for r in made), time.perf_counter() - t0
 
         long = [random.Random(1).randrange(tok.vocab_size) for _ in range(500)] if bs > 500 else None
 
@@ -183,10 +183,15 @@ def measure(run, engine, args, folder):
         rates = {"in process": [], "32 rows in process": []}
         firsts, prefill, busy = {m: [] for m in conns}, {"old": [], "new": []}, {m: [] for m in conns}
         for _ in range(args.repeats):
-            rates["in process"].append(in_process(times=ONE_STREAM))
+            ones = {"in process": []}
+            for _ in range(ONE_STREAM):  # (in turn, request by request: a ratio's two sides see the same machine)
+                ones["in process"].append(in_process())
+                for m, c in conns.items():
+                    tokens, _, seconds = stream(c[0], body)
+                    ones.setdefault(label("1 stream", m), []).append((tokens, seconds))
+            for k, one in ones.items():
+                rates.setdefault(k, []).append(sum(r[0] for r in one) / sum(r[1] for r in one))
             for m, c in conns.items():
-                one = [stream(c[0], body) for _ in range(ONE_STREAM)]
-                rates.setdefault(label("1 stream", m), []).append(sum(r[0] for r in one) / sum(r[2] for r in one))
                 pids = [servers[m].pid] + children(servers[m].pid)
                 cpu = [server_cpu(p) for p in pids]
                 results, s = many(c, body)
@@ -194,7 +199,8 @@ def measure(run, engine, args, folder):
                     busy[m].append([(server_cpu(p) - c0) / s for p, c0 in zip(pids, cpu)])
                 rates.setdefault(label("32 streams", m), []).append(sum(r[0] for r in results) / s)
                 firsts[m] += [r[1] for r in results]
-            rates["32 rows in process"].append(in_process(args.streams))
+            tokens, seconds = in_process(args.streams)
+            rates["32 rows in process"].append(tokens / seconds)
             if long:
                 prefill["old"].append(old_prefill())
                 prefill["new"].append(stream(conns[args.modes[0]][0], {**body, "prompt": long, "max_tokens": 1})[1])
