@@ -70,9 +70,17 @@ def train(tmp, name):
 
 def stream(conn, body):
     """(tokens, seconds to the first token, seconds in all) of one streaming request on a kept-alive connection."""
-    t0 = time.perf_counter()
-    conn.request("POST", "/v1/completions", json.dumps({**body, "stream": True}), {"Content-Type": "application/json"})
-    r = conn.getresponse()
+    for attempt in (1, 2):
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", "/v1/completions", json.dumps({**body, "stream": True}),
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            break
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            if attempt == 2:  # (the server closes a connection idle for 5 s, uvicorn's keep-alive: an
+                raise  # openai client then opens a new one, before its clock would start)
+            conn.close()
     tokens, first, buf = 0, None, b""
     while chunk := r.read1(65536):
         buf += chunk
