@@ -5,8 +5,8 @@ and append it (with its closing BOS) to that split's shard, written as it grows.
 The encoder is tiktoken built from our merges when it is installed and can say the same thing
 (every token's bytes distinct), else our pure-Python BPE: the ids, and so the shards, are the
 same either way (a test). Either way a document's ids come as an array("I"): tiktoken's
-encode_to_numpy hands over its buffer of ids, never a list of Python ints (~6% faster than
-encode_ordinary, and no list to convert: bench/bench_prepare_costs.py). One call per document:
+encode_to_numpy hands over its buffer of ids, never a list of Python ints (a little faster than
+encode_ordinary itself, and no list to convert: bench/bench_prepare_costs.py). One call per document:
 measured here on 3 KB documents, as fast per byte as one call on all of them joined
 (encode_ordinary_batch's threads only add work when the workers already keep every core busy).
 """
