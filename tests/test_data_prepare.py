@@ -110,6 +110,8 @@ def test_an_encoder_gives_encode_ordinarys_ids_in_an_array(tmp_path, which):
     ids = encode.make_encoder(tok, which)(text)
     assert isinstance(ids, array) and ids.typecode == "I"
     assert ids.tolist() == tok.encode_ordinary(text) and not set(ids) & set(tok.special_tokens.values())
+    if which == "tiktoken":  # (with none, tiktoken's encode_to_numpy searches an empty pattern at every character)
+        assert encode.tiktoken_encoding(tok).special_tokens_set == set(tok.special_tokens)
 
 
 def test_ids_narrowed_to_uint16_the_same_with_and_without_numpy(monkeypatch):
