@@ -42,11 +42,6 @@ def _state(rng):
     return list(rng.getstate())  # (version, 625 ints, gauss_next): JSON-able
 
 
-def _remove(path):
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
 def _unstate(state):
     return state[0], tuple(state[1]), state[2]
 
@@ -55,6 +50,11 @@ def _rng(state):
     rng = random.Random()
     rng.setstate(_unstate(state))
     return rng
+
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 class ProcessScheduler:

@@ -89,7 +89,7 @@ class KVCache(ArrayCache):
             K[rows[:, None], :, pos] = k.reshape(R, T, H, -1)  # (the indexed axes first: [R, T, H, hd])
             V[rows[:, None], :, pos] = v.reshape(R, T, H, -1)
             keys, values = ((a[lo:hi, :, :Tk] if packed else a[rows, :, :Tk]) for a in (K, V))
-            if li == len(w["layers"]) - 1:  # (past the last layer's keys and values, only the logits after the
+            if li == c.n_layer - 1:  # (past the last layer's keys and values, only the logits after the
                 q, x, hidden = q[:, -1:], x[:, -1:], hidden[:, :, -1:]  # last token are asked for)
             x = x + _linear(attention(q, keys, values, hidden), wo)
             h = np.maximum(_linear(_rmsnorm(x), fc1), 0)

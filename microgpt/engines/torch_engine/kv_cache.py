@@ -29,7 +29,7 @@ class KVCache(ArrayCache):
             return torch.zeros(shape, dtype=dtype, device=m.device)
         # (on the CPU, numpy's zeros: memory the system hands out zeroed, page by page as it is first written;
         # torch.zeros writes every byte at once -- 32 rows x block_size 512 filled ~64 MB a burst, 40% of 30 steps)
-        size = torch.empty((), dtype=dtype).element_size() * math.prod(shape)
+        size = dtype.itemsize * math.prod(shape)
         return torch.from_numpy(np.zeros(size, np.uint8)).view(dtype).view(shape)
 
     @property
