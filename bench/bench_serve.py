@@ -12,14 +12,18 @@ step, bench/bench_threads.py), transformers' generate too. For each engine
 (numpy float32; torch float32 on the CPU, or the GPU where there is one) the server runs as
 `microgpt serve --port 0 --max-batch 32` in its own process; this one is the clients, 32 of them,
 each on its own kept-alive connection (as the openai client keeps its connections: a student's
-requests reuse one). Greedy requests, every token with 5 logprobs, alternating, median of repeats:
+requests reuse one), all read in one thread (bench/sse_client.py: clients that cost the server's
+2 cores as little as they can; their CPU seconds are printed beside the server's).
+Greedy requests, every token with 5 logprobs, alternating, median of repeats:
   in process   generate.Rows stepped directly (one row): the engine's speed; and 32 rows, the
                ceiling for 32 streams (a step over 32 rows is not free: BLAS work grows with rows);
   1 stream     one streaming /v1/completions request after another, ONE_STREAM of them (one is ~40 ms:
                a single one moved by ±15% from repeat to repeat), each in turn with one row in process
                and each server's request (measured in blocks, the machine's drift moved the ratio);
-  32 streams   32 such requests at once: tokens per second over all, each one's first token, and
-               how busy the server process is meanwhile (CPU seconds per second, from /proc);
+  32 streams   32 connections, each sending EACH such requests one after another (its next when its
+               last ends: 32 streams all along, not 32 that start together and then drain, which
+               left the batch with fewer and fewer rows): tokens per second over all, each
+               request's first token, and how busy the server process is meanwhile (CPU seconds per second, from /proc);
   model process  the same two against `serve --model-process` (the model steps in a process of its
                own, so the HTTP side and the model each have a core): both servers run side by side;
   long prompt  the first token after a 500-token prompt (max_tokens 1), against the old path:
@@ -30,7 +34,6 @@ requests reuse one). Greedy requests, every token with 5 logprobs, alternating, 
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -39,8 +42,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from sse_client import Conn, many, stream
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
@@ -51,6 +55,7 @@ MODELS = {"shakespeare": ["--data", "tinyshakespeare.txt", "--data-mode", "strea
 
 
 ONE_STREAM = 5  # requests one after another for the one-stream and one-row figures
+EACH = 4  # requests one after another on each of the 32 connections
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -66,43 +71,6 @@ def train(tmp, name):
     cli("train", "--out", out, *args, "--engine", "numpy", "--dtype", "float32", "--steps", "20", "--eval-every", "0",
         "--quiet", "--num-samples", "0")
     return out
-
-
-def stream(conn, body):
-    """(tokens, seconds to the first token, seconds in all) of one streaming request on a kept-alive connection."""
-    for attempt in (1, 2):
-        t0 = time.perf_counter()
-        try:
-            conn.request("POST", "/v1/completions", json.dumps({**body, "stream": True}),
-                         {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            break
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            if attempt == 2:  # (the server closes a connection idle for 5 s, uvicorn's keep-alive: an
-                raise  # openai client then opens a new one, before its clock would start)
-            conn.close()
-    tokens, first, buf = 0, None, b""
-    while chunk := r.read1(65536):
-        buf += chunk
-        *events, buf = buf.split(b"\n\n")
-        for e in events:  # a chunk with a token has logprobs (found without parsing: the client's time is not
-            if b'"tokens"' in e:  # the server's, and 32 client threads share this process's GIL)
-                tokens += 1
-                first = first or time.perf_counter() - t0
-    return tokens, first, time.perf_counter() - t0
-
-
-def many(conns, body):
-    """The same request on every connection at once: -> ([(tokens, first, seconds)], seconds in all)."""
-    n = len(conns)
-    results = [None] * n
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, stream(conns[i], body))) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results, time.perf_counter() - t0
 
 
 def server_cpu(pid):
@@ -154,7 +122,9 @@ def measure(run, engine, args, folder):
     prompt = [tok.BOS] + tok.encode("a") if docs else tok.encode("T")
     new = min(args.tokens, bs - len(prompt))
     name = os.path.basename(run)
-    body = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5}
+    request = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5,
+               "stream": True}
+    body = json.dumps(request).encode()
     servers, ports = {}, {}
     for mode in args.modes:  # the server's own process, or --model-process (the model in a second one)
         servers[mode] = subprocess.Popen(
@@ -184,8 +154,7 @@ def measure(run, engine, args, folder):
                 gen.next_logits([t], p)
             return time.perf_counter() - t0
 
-        conns = {m: [http.client.HTTPConnection("127.0.0.1", p, timeout=600) for _ in range(args.streams)]
-                 for m, p in ports.items()}
+        conns = {m: [Conn(p) for _ in range(args.streams)] for m, p in ports.items()}
         for c in conns.values():
             many(c, body)  # (warm up: every connection open, every model process loaded)
         rates = {"in process": [], "32 rows in process": []}
@@ -201,17 +170,19 @@ def measure(run, engine, args, folder):
                 rates.setdefault(k, []).append(sum(r[0] for r in one) / sum(r[1] for r in one))
             for m, c in conns.items():
                 pids = [servers[m].pid] + children(servers[m].pid)
-                cpu = [server_cpu(p) for p in pids]
-                results, s = many(c, body)
-                if None not in cpu:
-                    busy[m].append([(server_cpu(p) - c0) / s for p, c0 in zip(pids, cpu)])
+                cpu, mine = [server_cpu(p) for p in pids], time.process_time()
+                results, s = many(c, body, EACH)
+                if None not in cpu:  # (the server's processes, then the clients': this one)
+                    busy[m].append([(server_cpu(p) - c0) / s for p, c0 in zip(pids, cpu)]
+                                   + [(time.process_time() - mine) / s])
                 rates.setdefault(label("32 streams", m), []).append(sum(r[0] for r in results) / s)
                 firsts[m] += [r[1] for r in results]
             tokens, seconds = in_process(args.streams)
             rates["32 rows in process"].append(tokens / seconds)
             if long:
                 prefill["old"].append(old_prefill())
-                prefill["new"].append(stream(conns[args.modes[0]][0], {**body, "prompt": long, "max_tokens": 1})[1])
+                ask = json.dumps({**request, "prompt": long, "max_tokens": 1}).encode()
+                prefill["new"].append(stream(conns[args.modes[0]][0], ask)[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
         c = served.config
         print(f"\n{name}: {served.engine} engine ({served.model.description}), {c.n_layer} layers, n_embd {c.n_embd}, "
@@ -229,7 +200,7 @@ def measure(run, engine, args, folder):
             if busy[m]:  # (server about 1.0: bound by its one GIL; the machine has more cores)
                 cores = [statistics.median(b) for b in zip(*busy[m])]
                 print(f"    cores busy during {args.streams} streams (CPU seconds per second): server {cores[0]:.2f}"
-                      + (f", model process {cores[1]:.2f}" if len(cores) > 1 else ""))
+                      + (f", model process {cores[1]:.2f}" if len(cores) > 2 else "") + f", clients {cores[-1]:.2f}")
             print(f"    first token at {args.streams} streams: median {statistics.median(firsts[m]):.3f} s (target <= "
                   f"0.3), slowest {max(firsts[m]):.3f} s")
         if long:

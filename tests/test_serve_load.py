@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 
@@ -194,6 +195,33 @@ def test_a_client_that_goes_away_frees_its_slot_within_a_token(gated, stream):
     assert s.slots.active == 0 and extra <= 5, (g.calls, extra)
     g.permits.release(100)
     assert s.post(COMP, {"model": "stream", "prompt": "a", "max_tokens": 1})[0] == 200  # the server goes on
+
+
+def test_a_streams_last_tokens_finish_and_end_go_out_in_one_write(server):
+    """The tokens that came with a stream's end, its finish and `data: [DONE]` reach the client in one HTTP
+    chunk (one socket write: on the server's one thread each write costs), after the first token's."""
+    body = json.dumps({"model": "stream", "prompt": "the", "max_tokens": 5, "temperature": 0, "stream": True})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+        raw = b""
+        while got := sock.recv(65536):
+            raw += got
+    head, rest = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    chunks = []
+    while True:  # chunked transfer encoding: "<size hex>\r\n<data>\r\n", ending with size 0
+        size, rest = rest.split(b"\r\n", 1)
+        if int(size, 16) == 0:
+            break
+        chunks.append(rest[:int(size, 16)])
+        rest = rest[int(size, 16) + 2:]
+    events = [[e[6:] for e in c.split(b"\n\n") if e] for c in chunks]
+    choices = [[json.loads(e)["choices"][0] for e in es if e != b"[DONE]"] for es in events]
+    assert len(chunks) >= 2 and choices[0][0]["text"]  # the first token went out on its own
+    last = choices[-1]
+    assert events[-1][-1] == b"[DONE]" and last[-1]["finish_reason"] == "length" and last[0]["text"]
+    assert sum(1 for cs in choices for c in cs if c["text"]) == 5
 
 
 def test_32_concurrent_streams_finish_with_the_right_text(serve_runs):

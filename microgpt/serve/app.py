@@ -18,6 +18,7 @@ request's slot is given back when its generation ends, fails, or its client goes
 rows leave the batch before the next step, so a closed connection stops the work within one token.
 """
 
+import functools
 import hmac
 import random
 from contextlib import asynccontextmanager
@@ -242,6 +243,7 @@ def host_name(header):
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+@functools.lru_cache(maxsize=64)  # (asked at every request: parsing an address was 1% of a short one's time)
 def is_loopback(host):
     import ipaddress
     if host == "localhost":
