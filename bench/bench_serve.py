@@ -30,7 +30,8 @@ Greedy requests, every token with 5 logprobs, alternating, median of repeats:
                the same prompt fed one token per model call (generator().next_logits);
   HF           transformers' generate on the exported model (`microgpt export`), greedy, batch 1
                and batch 32, the same new tokens (ending at BOS in a names-like run, as our rows
-               do), against 1 stream and 32 streams.
+               do), in each repeat beside ours, against 1 stream and 32 streams (and our rows in
+               process: the engines alone).
 """
 
 import argparse
@@ -96,13 +97,17 @@ def label(what, mode):
     return what if mode == "server process" else f"{what}, model process"
 
 
-def hf_rate(folder, ids, new, batch, device, stop):
+def hf_model(folder, device):
+    import torch
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).to(device)
+
+
+def hf_rate(model, ids, new, batch, stop):
     """Tokens per second of transformers' greedy generate, batch rows of the same prompt, ending at the
     stop token as our rows do (a names-like run's BOS: the stop token is not counted, as ours is not)."""
     import torch
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).to(device)
-    x = torch.tensor([ids] * batch, device=device)
+    x = torch.tensor([ids] * batch, device=model.device)
     t0 = time.perf_counter()
     with torch.no_grad():
         out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=new,
@@ -158,6 +163,11 @@ def measure(run, engine, args, folder):
         for c in conns.values():
             many(c, body)  # (warm up: every connection open, every model process loaded)
         rates = {"in process": [], "32 rows in process": []}
+        hf, stop = None, tok.BOS if docs else None
+        if folder:  # (measured in each repeat beside ours: the machine's speed drifts within minutes)
+            import torch
+            hf = hf_model(folder, "cuda" if engine == "torch" and torch.cuda.is_available() else "cpu")
+            hf_rate(hf, prompt, new, args.streams, stop)  # (warm up)
         firsts, prefill, busy = {m: [] for m in conns}, {"old": [], "new": []}, {m: [] for m in conns}
         for _ in range(args.repeats):
             ones = {"in process": []}
@@ -179,6 +189,9 @@ def measure(run, engine, args, folder):
                 firsts[m] += [r[1] for r in results]
             tokens, seconds = in_process(args.streams)
             rates["32 rows in process"].append(tokens / seconds)
+            if hf is not None:
+                for b in (1, args.streams):
+                    rates.setdefault(f"transformers, batch {b}", []).append(hf_rate(hf, prompt, new, b, stop))
             if long:
                 prefill["old"].append(old_prefill())
                 ask = json.dumps({**request, "prompt": long, "max_tokens": 1}).encode()
@@ -207,14 +220,12 @@ def measure(run, engine, args, folder):
             old, now = statistics.median(prefill["old"]), statistics.median(prefill["new"])
             print(f"  500-token prompt, first token: {now:.3f} s, old path {old:.3f} s: {old / now:.1f}x "
                   f"(target >= 10)")
-        if folder:
-            import torch
-            device = "cuda" if engine == "torch" and torch.cuda.is_available() else "cpu"
-            for b, key in ((1, "1 stream"), (args.streams, "32 streams")):
-                theirs = statistics.median(hf_rate(folder, prompt, new, b, device, tok.BOS if docs else None)
-                                           for _ in range(args.repeats))
-                print(f"  transformers generate, batch {b}: {theirs:8.0f} tokens/s; ours / theirs " + ", ".join(
-                    f"{med[label(key, m)] / theirs:.2f}x ({m})" for m in args.modes) + " (target >= 1)")
+        if hf is not None:
+            for b, key, rows in ((1, "1 stream", "in process"), (args.streams, "32 streams", "32 rows in process")):
+                theirs = med[f"transformers, batch {b}"]
+                print(f"  transformers generate, batch {b}: ours / theirs " + ", ".join(
+                    f"{med[label(key, m)] / theirs:.2f}x ({m})" for m in args.modes) + " (target >= 1); "
+                    f"{rows} / theirs {med[rows] / theirs:.2f}x")
     finally:
         for server in servers.values():
             server.terminate()
