@@ -16,7 +16,9 @@ stdout, plain data both ways (nothing read back can run code):
                       logprob, top]], "closed": [[id, finishes, error, rng state]], "active", "cache"}
 
 A request's random stream goes to the model with its rows and comes back when they end, so a
-request draws exactly what it draws in one process (a test). The model process stops when the
+request draws exactly what it draws in one process (a test). Greedy rows (temperature 0) never
+draw: their stream stays behind (the state is null both ways; its 625 numbers, ~7 KB of JSON each
+way, were the biggest part of a short greedy request's messages). The model process stops when the
 server closes its stdin (the server exits, or a reload retired the model and its last request
 ended); if it dies, the requests it held get an error and the next request starts a new one.
 """
@@ -105,12 +107,13 @@ class ProcessScheduler:
     def submit(self, prompts, rng, **options):
         ticket = Ticket(self, prompts, rng, options)
         self.loop = asyncio.get_running_loop()
+        state = _state(rng) if options["temperature"] > 0 else None
         with self.lock:
             if self.proc is None or self.proc.stdin.closed:  # (the last one died, or was retired: a request that
                 self._start()                                # began before a reload asks for its next choice)
             ticket.id, ticket.proc, self.next_id = self.next_id, self.proc, self.next_id + 1
             self.tickets[ticket.id] = ticket
-            self._send(self.proc, {"add": ticket.id, "prompts": prompts, "rng": _state(rng), "options": options})
+            self._send(self.proc, {"add": ticket.id, "prompts": prompts, "rng": state, "options": options})
         return ticket
 
     def ask_end(self, ticket, b, reason):
@@ -163,7 +166,8 @@ class ProcessScheduler:
                 t = self.tickets.pop(i)
                 t.rows = [types.SimpleNamespace(finish=f) for f in finishes]
                 t.error = MicroGPTError(error) if error else None
-                t.rng.setstate(_unstate(state))  # (a request's next group draws on from here)
+                if state is not None:
+                    t.rng.setstate(_unstate(state))  # (a request's next group draws on from here)
                 closed.append(t)
             if proc is self.proc:
                 self.active, self.cache_bytes = msg["active"], msg["cache"]
@@ -193,8 +197,8 @@ class ChildScheduler(Scheduler):
         if not (events or closed):
             return
         msg = {"tokens": [[g.id, b, token, lp, top] for (g, b), token, lp, top in events],
-               "closed": [[g.id, [r.finish for r in g.rows], str(g.error) if g.error else None, _state(g.rng)]
-                          for g in closed],
+               "closed": [[g.id, [r.finish for r in g.rows], str(g.error) if g.error else None,
+                           _state(g.rng) if g.rng is not None else None] for g in closed],
                "active": self.active, "cache": self.cache_bytes}
         for g in closed:
             self.groups.pop(g.id, None)
@@ -223,7 +227,8 @@ def main():
     for line in sys.stdin.buffer:
         msg = loads(line)
         if "add" in msg:
-            g = sched.groups[msg["add"]] = Group(msg["add"], msg["prompts"], _rng(msg["rng"]), msg["options"])
+            rng = _rng(msg["rng"]) if msg["rng"] is not None else None
+            g = sched.groups[msg["add"]] = Group(msg["add"], msg["prompts"], rng, msg["options"])
             sched.queue(g)
         elif "end" in msg:
             g = sched.groups.get(msg["end"])  # (None: it ended meanwhile)
