@@ -17,7 +17,8 @@ COMP, CHAT = "/v1/completions", "/v1/chat/completions"
 def answers(s):
     """Responses (without their ids and times) to requests that cover greedy, seeded, n > 1, logprobs,
     stop strings and a chat model."""
-    asks = [(COMP, {"model": "base", "prompt": "a", "temperature": 0, "logprobs": 3}),
+    asks = [(COMP, {"model": "base", "prompt": "a", "temperature": 0, "n": 2, "logprobs": 3}),  # (greedy: no
+            # random stream travels to the model process and back)
             (COMP, {"model": "base", "prompt": "em", "temperature": 0.9, "seed": 7, "n": 3, "logprobs": 2}),
             (COMP, {"model": "stream", "prompt": "the", "max_tokens": 40, "temperature": 0.8, "seed": 1,
                     "top_k": 5, "stop": ["dog"]}),
