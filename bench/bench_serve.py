@@ -174,8 +174,8 @@ def measure(run, engine, args, folder):
             for _ in range(ONE_STREAM):  # (in turn, request by request: a ratio's two sides see the same machine)
                 ones["in process"].append(in_process())
                 for m, c in conns.items():
-                    tokens, _, seconds = stream(c[0], body)
-                    ones.setdefault(label("1 stream", m), []).append((tokens, seconds))
+                    made, _, seconds = stream(c[0], body)
+                    ones.setdefault(label("1 stream", m), []).append((made, seconds))
             for k, one in ones.items():
                 rates.setdefault(k, []).append(sum(r[0] for r in one) / sum(r[1] for r in one))
             for m, c in conns.items():
@@ -199,7 +199,7 @@ def measure(run, engine, args, folder):
         med = {k: statistics.median(v) for k, v in rates.items()}
         c = served.config
         print(f"\n{name}: {served.engine} engine ({served.model.description}), {c.n_layer} layers, n_embd {c.n_embd}, "
-              f"block_size {bs}, {new} tokens a request, median of {args.repeats}")
+              f"block_size {bs}, {made} tokens a request (at most {new}), median of {args.repeats}")
         for k, v in med.items():
             print(f"  {k:>28}: {v:8.0f} tokens/s")
         ceiling = med["32 rows in process"] / med["in process"]
