@@ -199,7 +199,7 @@ def test_a_client_that_goes_away_frees_its_slot_within_a_token(gated, stream):
 
 def test_a_streams_last_tokens_finish_and_end_go_out_in_one_write(server):
     """The tokens that came with a stream's end, its finish and `data: [DONE]` reach the client in one HTTP
-    chunk (one socket write: on the server's one thread each write costs), after the first token's."""
+    chunk (one socket write: on the server's one thread each write costs)."""
     body = json.dumps({"model": "stream", "prompt": "the", "max_tokens": 5, "temperature": 0, "stream": True})
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -218,7 +218,6 @@ def test_a_streams_last_tokens_finish_and_end_go_out_in_one_write(server):
         rest = rest[int(size, 16) + 2:]
     events = [[e[6:] for e in c.split(b"\n\n") if e] for c in chunks]
     choices = [[json.loads(e)["choices"][0] for e in es if e != b"[DONE]"] for es in events]
-    assert len(chunks) >= 2 and choices[0][0]["text"]  # the first token went out on its own
     last = choices[-1]
     assert events[-1][-1] == b"[DONE]" and last[-1]["finish_reason"] == "length" and last[0]["text"]
     assert sum(1 for cs in choices for c in cs if c["text"]) == 5
