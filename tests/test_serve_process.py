@@ -122,6 +122,26 @@ def test_a_new_model_process_steps_the_servers_weights_not_a_newer_checkpoint(se
         s.close()
 
 
+def test_a_model_process_does_not_read_the_optimizers_moments_again(serve_runs, tmp_path):
+    """The model process opens the run with the server's weights: the server checked the whole checkpoint
+    when it opened it, so the moments (twice the weights' bytes with Adam) are not read a second time."""
+    import pytest
+
+    from microgpt import checkpoint
+    from microgpt.errors import MicroGPTError
+    from microgpt.stages.open import open_run
+    run = tmp_path / "base"
+    shutil.copytree(serve_runs["base"], run)
+    served = open_run(str(run))
+    weights = str(tmp_path / "weights.safetensors")
+    checkpoint.save_weights(weights, served.model.get_weights(), served.config)
+    (run / "checkpoint" / "optimizer.safetensors").write_bytes(os.urandom(200))
+    with pytest.raises(MicroGPTError, match="optimizer.safetensors"):
+        open_run(str(run))  # (opened on its own, a run is checked whole)
+    again, theirs = open_run(str(run), weights=weights).model.get_weights(), served.model.get_weights()
+    assert theirs.keys() == again.keys() and all((again[k] == theirs[k]).all() for k in theirs)
+
+
 def test_the_command_with_model_process_answers_and_ctrl_c_stops_both(serve_runs):
     import re
     p = start_cli("--out", serve_runs["base"], "--port", "0", "--model-process")

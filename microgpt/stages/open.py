@@ -22,8 +22,9 @@ def open_run(out, engine=None, weights=None, **engine_options):
     """An existing run (any engine's): it keeps the engine and dtype that trained it unless told
     (`engine`, and EngineConfig fields as keywords: dtype, device, graph). `weights`: a weights file
     (checkpoint.save_weights) to use instead of the checkpoint's -- a served model's process takes the
-    server's, which a newer checkpoint may have replaced on disk since."""
-    ckpt = checkpoint.load(out)  # (every file checked; the moments then dropped)
+    server's, which a newer checkpoint may have replaced on disk since (the server checked the run whole
+    when it opened it: the optimizer's moments, twice the weights' bytes with Adam, are not read again)."""
+    ckpt = checkpoint.load(out, with_optimizer=weights is None)  # (every file checked; the moments then dropped)
     if weights is not None:
         ckpt.weights = checkpoint.load_weights(weights, ckpt.config)
     return OpenRun(ckpt, engine, engine_options)
