@@ -41,7 +41,8 @@ from microgpt.serve.scheduler import Scheduler, Ticket, hand_over
 
 
 def _state(rng):
-    return list(rng.getstate())  # (version, 625 ints, gauss_next): JSON-able
+    """A random stream's state, JSON-able: [version, 625 ints, gauss_next]; None for no stream (greedy rows)."""
+    return None if rng is None else list(rng.getstate())
 
 
 def _unstate(state):
@@ -49,6 +50,8 @@ def _unstate(state):
 
 
 def _rng(state):
+    if state is None:  # (greedy rows: they never draw)
+        return None
     rng = random.Random()
     rng.setstate(_unstate(state))
     return rng
@@ -107,7 +110,7 @@ class ProcessScheduler:
     def submit(self, prompts, rng, **options):
         ticket = Ticket(self, prompts, rng, options)
         self.loop = asyncio.get_running_loop()
-        state = _state(rng) if options["temperature"] > 0 else None
+        state = _state(rng if options["temperature"] > 0 else None)  # (greedy rows never draw: no stream travels)
         with self.lock:
             if self.proc is None or self.proc.stdin.closed:  # (the last one died, or was retired: a request that
                 self._start()                                # began before a reload asks for its next choice)
@@ -197,8 +200,8 @@ class ChildScheduler(Scheduler):
         if not (events or closed):
             return
         msg = {"tokens": [[g.id, b, token, lp, top] for (g, b), token, lp, top in events],
-               "closed": [[g.id, [r.finish for r in g.rows], str(g.error) if g.error else None,
-                           _state(g.rng) if g.rng is not None else None] for g in closed],
+               "closed": [[g.id, [r.finish for r in g.rows], str(g.error) if g.error else None, _state(g.rng)]
+                          for g in closed],
                "active": self.active, "cache": self.cache_bytes}
         for g in closed:
             self.groups.pop(g.id, None)
@@ -227,8 +230,7 @@ def main():
     for line in sys.stdin.buffer:
         msg = loads(line)
         if "add" in msg:
-            rng = _rng(msg["rng"]) if msg["rng"] is not None else None
-            g = sched.groups[msg["add"]] = Group(msg["add"], msg["prompts"], rng, msg["options"])
+            g = sched.groups[msg["add"]] = Group(msg["add"], msg["prompts"], _rng(msg["rng"]), msg["options"])
             sched.queue(g)
         elif "end" in msg:
             g = sched.groups.get(msg["end"])  # (None: it ended meanwhile)
