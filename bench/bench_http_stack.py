@@ -18,15 +18,15 @@ chunks' JSON).
 import argparse
 import json
 import os
-import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_serve import ONE_THREAD, ROOT, children, server_cpu, train
-from sse_client import Conn, many, request_bytes
+from bench_serve import ONE_THREAD, ROOT, children, port_of, server_cpu, start_server, train
+from sse_client import Conn, Response, many, request_bytes
 
 
 def probe(port, answer_file):
@@ -54,28 +54,15 @@ def probe(port, answer_file):
 
 
 def record(port, body):
-    """The server's answer to one request, as its headers and the HTTP chunks it wrote."""
-    import socket
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(request_bytes(port, body).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
-        raw = b""
-        while got := sock.recv(1 << 16):
-            raw += got
-    head, rest = raw.split(b"\r\n\r\n", 1)
-    headers = [line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]
-    headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers
-               if k.lower() not in (b"date", b"server", b"transfer-encoding", b"connection")]
-    writes = []
-    while True:
-        size, rest = rest.split(b"\r\n", 1)
-        if int(size, 16) == 0:
-            return {"headers": headers, "writes": [w.decode("latin-1") for w in writes]}
-        writes.append(rest[:int(size, 16)])
-        rest = rest[int(size, 16) + 2:]
-
-
-def port_of(proc):
-    return int(re.search(r"127\.0\.0\.1:(\d+)", "".join(proc.stdout.readline() for _ in range(2))).group(1))
+    """The server's answer to one request, as its headers and the HTTP chunks it wrote (sse_client.Response)."""
+    conn, got = Conn(port), Response(time.perf_counter())
+    conn.send(request_bytes(port, body))
+    while not got.done:
+        got.feed(conn.sock.recv(1 << 16))
+    conn.close()
+    headers = [line.split(": ", 1) for line in got.head.split("\r\n")[1:]]
+    return {"headers": [[k, v] for k, v in headers if k.lower() not in ("date", "server", "transfer-encoding")],
+            "writes": [w.decode("latin-1") for w in got.chunks]}
 
 
 def main():
@@ -91,24 +78,18 @@ def main():
     tmp = tempfile.mkdtemp()
     run = train(tmp, "names")
     body = json.dumps({"model": "names", "prompt": "a", "temperature": 0, "logprobs": 5, "stream": True}).encode()
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD)
-    server = subprocess.Popen([sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine",
-                               "numpy", "--max-batch", str(args.streams)]
-                              + (["--model-process"] if args.model_process else []),
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    servers = {"microgpt serve": server}
+    servers = {"microgpt serve": start_server(run, "numpy", args.streams, args.model_process)}
     try:
-        ports = {"microgpt serve": port_of(server)}
+        ports = {"microgpt serve": port_of(servers["microgpt serve"])}
         answer = os.path.join(tmp, "answer.json")
         with open(answer, "w") as f:
             json.dump(record(ports["microgpt serve"], body), f)
-        free = __import__("socket").socket()
-        free.bind(("127.0.0.1", 0))
-        probe_port = free.getsockname()[1]
-        free.close()
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            probe_port = free.getsockname()[1]
         servers["the bare stack"] = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--probe", str(probe_port), answer],
-            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT, **ONE_THREAD), cwd=ROOT)
         ports["the bare stack"] = probe_port
         conns = {k: [Conn(p) for _ in range(args.streams)] for k, p in ports.items()}
         deadline = time.monotonic() + 30

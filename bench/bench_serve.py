@@ -93,6 +93,19 @@ def children(pid):
         return []
 
 
+def start_server(run, engine, streams, model_process=False):
+    """`microgpt serve` of run on a free port, one BLAS / torch thread (read its port with port_of)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine", engine, "--max-batch",
+         str(streams)] + (["--model-process"] if model_process else []), stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
+
+
+def port_of(server):
+    """The port a started server says it listens on (its first two lines)."""
+    return int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))).group(1))
+
+
 def label(what, mode):
     return what if mode == "server process" else f"{what}, model process"
 
@@ -130,16 +143,10 @@ def measure(run, engine, args, folder):
     request = {"model": name, "prompt": "a" if docs else "T", "max_tokens": new, "temperature": 0, "logprobs": 5,
                "stream": True}
     body = json.dumps(request).encode()
-    servers, ports = {}, {}
-    for mode in args.modes:  # the server's own process, or --model-process (the model in a second one)
-        servers[mode] = subprocess.Popen(
-            [sys.executable, "-m", "microgpt", "serve", "--out", run, "--port", "0", "--engine", engine, "--max-batch",
-             str(args.streams)] + (["--model-process"] if mode == "model process" else []), stdout=subprocess.PIPE,
-            text=True, env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **ONE_THREAD), cwd=ROOT)
+    # the server's own process, or --model-process (the model in a second one)
+    servers = {mode: start_server(run, engine, args.streams, mode == "model process") for mode in args.modes}
     try:
-        for mode, server in servers.items():
-            ports[mode] = int(re.search(r"127\.0\.0\.1:(\d+)/ ", "".join(server.stdout.readline() for _ in range(2))
-                                        ).group(1))
+        ports = {mode: port_of(server) for mode, server in servers.items()}
 
         def in_process(n=1):
             """(tokens, seconds) of n rows stepped together to their end."""

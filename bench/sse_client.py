@@ -44,10 +44,11 @@ class Conn:
 
 
 class Response:
-    """One streaming response as it arrives: feed() the bytes read; tokens, first (seconds), done."""
+    """One streaming response as it arrives: feed() the bytes read; tokens, first (seconds), done, and
+    chunks (the body's HTTP chunks: one per socket write of the server)."""
 
     def __init__(self, t0):
-        self.t0, self.buf, self.body, self.head = t0, b"", b"", None
+        self.t0, self.buf, self.body, self.head, self.chunks = t0, b"", b"", None, []
         self.tokens, self.first, self.done, self.seconds = 0, None, False, None
 
     def feed(self, data):
@@ -72,6 +73,7 @@ class Response:
             if size == 0:  # (the last chunk: the response is whole)
                 self.done, self.seconds = True, time.perf_counter() - self.t0
                 break
+            self.chunks.append(chunk)
             self.body += chunk
             *events, self.body = self.body.split(b"\n\n")
             n = sum(MARK in e for e in events)
